@@ -1,0 +1,375 @@
+"""Project configuration: ``config/elt.yml`` (the project) and ``config/profiles.yml`` (targets).
+
+Both files are validated with pydantic; any problem is reported as a ``ConfigError`` naming the file, the key
+path and what was expected. Secrets never live in these files: they come from the environment (or from a file
+named by ``<VAR>_FILE``, for Docker/Kubernetes secrets). These environment variables override the files:
+``MONGO_URI``, ``ELT_DATABASE``, ``AIRQINO_BASE_URL``, ``AIRQINO_TOKEN``, ``AIRQINO_USERNAME``,
+``AIRQINO_PASSWORD``, ``SERVING_DSN``; ``ELT_TARGET`` chooses the target.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from elt.errors import ConfigError
+
+CONFIG_FILE = Path("config") / "elt.yml"
+PROFILES_FILE = Path("config") / "profiles.yml"
+
+DEFAULT_VARS: dict[str, Any] = {
+    "min_hours_per_day": 18,
+    "stuck_hours": 6,
+    "dead_zero_hours": 24,
+    "max_co": 50,
+    "max_pm25": 1000,
+    "max_pm10": 1000,
+    "who_pm25_24h": 15,
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class StationConfig(_Strict):
+    """One AirQino station. Metadata lives here because the API header's coordinates are unreliable."""
+
+    id: str = Field(description="AirQino station id used in the API path, e.g. '283164601'.")
+    name: str = Field(description="Human name shown in marts and dashboards, e.g. 'SMART188'.")
+    timezone: str = Field(
+        default="UTC",
+        description="IANA timezone whose local days the daily mart uses, e.g. 'Africa/Abidjan'.",
+    )
+    lat: float | None = Field(default=None, ge=-90, le=90, description="Latitude in decimal degrees.")
+    lon: float | None = Field(default=None, ge=-180, le=180, description="Longitude in decimal degrees.")
+    enabled: bool = Field(default=True, description="Disabled stations are neither loaded nor transformed.")
+    stale_after_hours: int = Field(
+        default=6, ge=1, description="`elt status` and alerts call the station stale after this many hours."
+    )
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_string(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ValueError(
+                f"'{value}' is not a known IANA timezone (e.g. 'Africa/Abidjan').{hint}"
+            ) from None
+        return value
+
+
+class AuthConfig(_Strict):
+    """How to authenticate to the AirQino API. Secret values come only from the environment."""
+
+    mode: Literal["none", "bearer", "password"] = Field(
+        default="none",
+        description="none: no auth; bearer: static token from AIRQINO_TOKEN; password: OAuth2 password grant "
+        "with AIRQINO_USERNAME / AIRQINO_PASSWORD, the token fetched and refreshed automatically.",
+    )
+    token_url: str = Field(
+        default="https://airqino-auth.magentalab.it/realms/airqino/protocol/openid-connect/token",
+        description="Keycloak token endpoint for the password grant.",
+    )
+    client_id: str = Field(default="airqino", description="OAuth2 client id for the password grant.")
+    token: SecretStr | None = Field(default=None, exclude=True, description="Set from AIRQINO_TOKEN only.")
+    username: str | None = Field(default=None, description="Set from AIRQINO_USERNAME (or here, not secret).")
+    password: SecretStr | None = Field(
+        default=None, exclude=True, description="Set from AIRQINO_PASSWORD only."
+    )
+
+
+class SourceConfig(_Strict):
+    """The AirQino API endpoint and how the client talks to it."""
+
+    base_url: str = Field(
+        default="https://airqino-api.magentalab.it", description="API base URL (env AIRQINO_BASE_URL)."
+    )
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Authentication mode and endpoints.")
+    timeout_s: float = Field(
+        default=120, gt=0, description="Per-request timeout; fetches have taken 12-127 s."
+    )
+    retries: int = Field(
+        default=5, ge=0, description="Retries after the first attempt on timeouts, 429, 5xx."
+    )
+    backoff_base_s: float = Field(default=2.0, ge=0, description="First retry wait; doubles each attempt.")
+    backoff_max_s: float = Field(default=300, ge=0, description="Upper bound of one retry wait.")
+    concurrency: int = Field(default=4, ge=1, description="Stations fetched at the same time.")
+    send_date_range: bool = Field(
+        default=False,
+        description="Send start_date/end_date query parameters (unconfirmed API feature); off = full window.",
+    )
+
+
+class ProjectConfig(_Strict):
+    """The whole of ``config/elt.yml``."""
+
+    name: str = Field(default="airqino", description="Project name, used in artifacts.")
+    database: str = Field(default="airqino", description="MongoDB database (env ELT_DATABASE overrides).")
+    stations: list[StationConfig] = Field(min_length=1, description="Stations to load and transform.")
+    source: SourceConfig = Field(default_factory=SourceConfig, description="AirQino API settings.")
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="Model variables (QC thresholds); defaults are filled in."
+    )
+
+    @field_validator("stations")
+    @classmethod
+    def _unique_station_ids(cls, stations: list[StationConfig]) -> list[StationConfig]:
+        ids = [s.id for s in stations]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"station ids must be unique; repeated: {', '.join(dupes)}")
+        return stations
+
+    @field_validator("vars")
+    @classmethod
+    def _fill_default_vars(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in ("min_hours_per_day", "stuck_hours", "dead_zero_hours"):
+            if key in value and (
+                not isinstance(value[key], int) or isinstance(value[key], bool) or value[key] < 1
+            ):
+                raise ValueError(f"vars.{key} must be a positive integer, got {value[key]!r}")
+        return {**DEFAULT_VARS, **value}
+
+
+class TargetConfig(_Strict):
+    """One target of ``config/profiles.yml`` (where data is stored)."""
+
+    mongo_uri: SecretStr | None = Field(
+        default=None,
+        description="MongoDB URI without credentials (env MONGO_URI, which may carry them, overrides). "
+        "Empty = the embedded SecantusDB server on embedded_path.",
+    )
+    database: str | None = Field(default=None, description="Overrides the project's database name.")
+    embedded_path: str = Field(default=".elt/mongo", description="Data dir of the embedded server.")
+    serving_dsn: SecretStr | None = Field(
+        default=None, description="PostgreSQL DSN for `elt publish` without password (env SERVING_DSN)."
+    )
+
+
+class ProfilesConfig(_Strict):
+    """The whole of ``config/profiles.yml``."""
+
+    default_target: str = Field(default="dev", description="Target used when --target/ELT_TARGET is absent.")
+    targets: dict[str, TargetConfig] = Field(
+        default_factory=lambda: {"dev": TargetConfig()}, description="Named targets, e.g. dev and prod."
+    )
+
+
+class Project:
+    """A loaded, validated project: its directory, configuration and the chosen target."""
+
+    def __init__(self, project_dir: Path, config: ProjectConfig, target_name: str, target: TargetConfig):
+        self.project_dir = project_dir
+        self.config = config
+        self.target_name = target_name
+        self.target = target
+
+    @property
+    def database_name(self) -> str:
+        """The MongoDB database: ``ELT_DATABASE`` > target > project."""
+        return self.target.database or self.config.database
+
+    @property
+    def embedded_dir(self) -> Path:
+        """Absolute data directory of the embedded server."""
+        path = Path(self.target.embedded_path)
+        return path if path.is_absolute() else self.project_dir / path
+
+    @property
+    def target_dir(self) -> Path:
+        """Where artifacts (manifest, run results) are written."""
+        return self.project_dir / "target"
+
+    def enabled_stations(self) -> list[StationConfig]:
+        """Stations with ``enabled: true``, in config order."""
+        return [s for s in self.config.stations if s.enabled]
+
+    def station(self, station_id: str) -> StationConfig:
+        """The station with this id, or a ConfigError listing the known ids."""
+        for station in self.config.stations:
+            if station.id == str(station_id):
+                return station
+        known = ", ".join(s.id for s in self.config.stations)
+        raise ConfigError(f"unknown station '{station_id}': config/elt.yml defines {known}")
+
+
+def _read_secret(env: Mapping[str, str], name: str) -> str | None:
+    """Value of ``name`` from the environment, or the content of the file named by ``name_FILE``."""
+    if env.get(name):
+        return env[name]
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path}: cannot read the secret file ({exc.strerror})") from None
+    return None
+
+
+def _read_yaml(path: Path, display: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{display}: file not found. Run elt from a project directory (one with config/elt.yml), "
+            "or pass --project-dir / set ELT_PROJECT_DIR."
+        ) from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{display}:{where}: invalid YAML: {problem}") from None
+
+
+def _describe_validation(display: str, exc: ValidationError, model: type[BaseModel]) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, err["loc"][:-1])
+            hint = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
+            msg = "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else "")
+            if allowed:
+                msg += f" (allowed: {', '.join(allowed)})"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            if "input" in err and not isinstance(err["input"], dict | list):
+                msg += f" (got {err['input']!r})"
+        lines.append(f"{display}: {path}: {msg}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the sub-model at ``loc`` (integers index lists, strings name fields)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(str(part)) if hasattr(current, "model_fields") else None
+        if field is None:
+            return []
+        current = _inner_model(field.annotation)
+    return list(current.model_fields) if hasattr(current, "model_fields") else []
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The pydantic model inside an annotation such as ``list[StationConfig]`` or ``AuthConfig | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _validate(model: type[BaseModel], data: Any, display: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{display}: expected a mapping of keys at the top level, got {type(data).__name__}"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation(display, exc, model)) from None
+
+
+def _has_password(uri: str) -> bool:
+    try:
+        return urlsplit(uri).password is not None
+    except ValueError:
+        return False
+
+
+def load_project(
+    project_dir: Path | str, target: str | None = None, env: Mapping[str, str] | None = None
+) -> Project:
+    """Read, validate and resolve ``config/elt.yml`` and ``config/profiles.yml`` (optional) in a project.
+
+    ``target`` (or ``ELT_TARGET``) picks the profile target; environment variables override file values.
+    """
+    env = os.environ if env is None else env
+    project_dir = Path(project_dir).resolve()
+    config = _validate(
+        ProjectConfig, _read_yaml(project_dir / CONFIG_FILE, str(CONFIG_FILE)), str(CONFIG_FILE)
+    )
+    profiles_path = project_dir / PROFILES_FILE
+    profiles = (
+        _validate(ProfilesConfig, _read_yaml(profiles_path, str(PROFILES_FILE)), str(PROFILES_FILE))
+        if profiles_path.exists()
+        else ProfilesConfig()
+    )
+    target_name = target or env.get("ELT_TARGET") or profiles.default_target
+    if target_name not in profiles.targets:
+        known = ", ".join(profiles.targets) or "(none)"
+        raise ConfigError(f"{PROFILES_FILE}: target '{target_name}' is not defined; known targets: {known}")
+    chosen = profiles.targets[target_name]
+    for field_name in ("mongo_uri", "serving_dsn"):
+        value = getattr(chosen, field_name)
+        if value is not None and _has_password(value.get_secret_value()):
+            raise ConfigError(
+                f"{PROFILES_FILE}: targets.{target_name}.{field_name}: contains a password; secrets belong in "
+                f"the environment ({'MONGO_URI' if field_name == 'mongo_uri' else 'SERVING_DSN'}) or a *_FILE"
+            )
+    return Project(project_dir, _apply_env(config, env), target_name, _apply_target_env(chosen, env))
+
+
+def _apply_env(config: ProjectConfig, env: Mapping[str, str]) -> ProjectConfig:
+    source = config.source.model_copy(deep=True)
+    if env.get("AIRQINO_BASE_URL"):
+        source.base_url = env["AIRQINO_BASE_URL"]
+    token = _read_secret(env, "AIRQINO_TOKEN")
+    username = _read_secret(env, "AIRQINO_USERNAME")
+    password = _read_secret(env, "AIRQINO_PASSWORD")
+    if token:
+        source.auth.token = SecretStr(token)
+    if username:
+        source.auth.username = username
+    if password:
+        source.auth.password = SecretStr(password)
+    database = env.get("ELT_DATABASE") or config.database
+    return config.model_copy(update={"source": source, "database": database})
+
+
+def _apply_target_env(target: TargetConfig, env: Mapping[str, str]) -> TargetConfig:
+    update: dict[str, Any] = {}
+    uri = _read_secret(env, "MONGO_URI")
+    if uri:
+        update["mongo_uri"] = SecretStr(uri)
+    if env.get("ELT_DATABASE"):
+        update["database"] = env["ELT_DATABASE"]
+    dsn = _read_secret(env, "SERVING_DSN")
+    if dsn:
+        update["serving_dsn"] = SecretStr(dsn)
+    return target.model_copy(update=update)
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema of ``config/elt.yml`` (editors use it for completion and validation)."""
+    return ProjectConfig.model_json_schema()
+
+
+def profiles_json_schema() -> dict[str, Any]:
+    """JSON Schema of ``config/profiles.yml``."""
+    return ProfilesConfig.model_json_schema()

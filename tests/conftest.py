@@ -1,0 +1,93 @@
+"""Shared fixtures: a real wire-protocol MongoDB (MONGO_URI or one ephemeral SecantusDB per test run),
+a fresh database per test, a minimal project directory, and the recorded AirQino data when present."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from pymongo import MongoClient
+from pymongo.database import Database
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+try:
+    from tests.simulator_fixtures import *  # noqa: F403 - the airqino_simulator fixture family
+except ImportError:  # the simulator package is optional while it is being built
+    pass
+
+
+@pytest.fixture(scope="session")
+def mongo_server_uri() -> Iterator[str]:
+    """URI of a real wire server: MONGO_URI when set, else one ephemeral SecantusDB for the whole run."""
+    if os.environ.get("MONGO_URI"):
+        yield os.environ["MONGO_URI"]
+        return
+    secantus = pytest.importorskip("secantus", reason="pip install 'airqino-elt[embedded]' or set MONGO_URI")
+    storage = tempfile.mkdtemp(prefix="elt-test-mongo-")
+    server = secantus.SecantusDBServer(storage_path=storage)
+    server.start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mongo_client(mongo_server_uri: str) -> Iterator[MongoClient]:
+    """One client for the whole run (tz-aware, direct connection)."""
+    client: MongoClient = MongoClient(mongo_server_uri, directConnection=True, tz_aware=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def mongo_db(mongo_client: MongoClient) -> Iterator[Database]:
+    """A fresh, uniquely named database, dropped after the test."""
+    name = f"elt_test_{uuid.uuid4().hex[:12]}"
+    yield mongo_client[name]
+    mongo_client.drop_database(name)
+
+
+@pytest.fixture
+def project_dir(
+    tmp_path: Path, mongo_server_uri: str, mongo_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A project copied from the repo (config + aggregations) whose target is the test server and ``mongo_db``."""
+    project = tmp_path / "project"
+    (project / "config").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "config" / "elt.yml", project / "config" / "elt.yml")
+    if (REPO_ROOT / "aggregations").exists():
+        shutil.copytree(REPO_ROOT / "aggregations", project / "aggregations")
+    profiles = {
+        "default_target": "test",
+        "targets": {"test": {"database": mongo_db.name, "embedded_path": str(tmp_path / "unused-embedded")}},
+    }
+    (project / "config" / "profiles.yml").write_text(yaml.safe_dump(profiles))
+    for name in ("ELT_TARGET", "ELT_DATABASE", "AIRQINO_TOKEN", "AIRQINO_USERNAME", "AIRQINO_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MONGO_URI", mongo_server_uri)
+    return project
+
+
+def _shared_data_candidates() -> list[Path]:
+    candidates = [REPO_ROOT.parent / "shared" / "data" / "airqino"]
+    if os.environ.get("AIRQINO_SHARED_DATA"):
+        candidates.insert(0, Path(os.environ["AIRQINO_SHARED_DATA"]))
+    return candidates
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """``../shared/data/airqino`` (recorded real responses); the test is skipped when it is absent."""
+    for candidate in _shared_data_candidates():
+        if (candidate / "v3_full_response_2024-09-09").is_dir():
+            return candidate
+    pytest.skip("recorded AirQino data (../shared/data/airqino) not present")
