@@ -17,10 +17,7 @@ from pymongo.database import Database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-try:
-    from tests.simulator_fixtures import *  # noqa: F403 - the airqino_simulator fixture family
-except ImportError:  # the simulator package is optional while it is being built
-    pass
+from tests.simulator_fixtures import *  # noqa: E402,F403 - the airqino_simulator fixture family
 
 
 @pytest.fixture(scope="session")
