@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 #: ``module:attribute`` of every command, in the order ``elt --help`` lists them.
 COMMANDS = [
     "elt.commands.debug:debug",
+    "elt.commands.load:load",
     "elt.commands.schema:schema",
     "elt.commands.server:server",
     "elt.commands.simulate:simulate",

@@ -22,19 +22,22 @@ from tests.simulator_fixtures import *  # noqa: E402,F403 - the airqino_simulato
 
 @pytest.fixture(scope="session")
 def mongo_server_uri() -> Iterator[str]:
-    """URI of a real wire server: MONGO_URI when set, else one ephemeral SecantusDB for the whole run."""
+    """URI of a real wire server: MONGO_URI when set, else one ephemeral SecantusDB for the whole run.
+
+    The server runs in its own process so it does not compete with the code under test for the GIL.
+    """
     if os.environ.get("MONGO_URI"):
         yield os.environ["MONGO_URI"]
         return
-    secantus = pytest.importorskip("secantus", reason="pip install 'airqino-elt[embedded]' or set MONGO_URI")
-    storage = tempfile.mkdtemp(prefix="elt-test-mongo-")
-    server = secantus.SecantusDBServer(storage_path=storage)
-    server.start()
+    pytest.importorskip("secantus", reason="pip install 'airqino-elt[embedded]' or set MONGO_URI")
+    from elt.store import ensure_embedded_server, stop_embedded_server
+
+    storage = Path(tempfile.mkdtemp(prefix="elt-test-mongo-")) / "mongo"
     try:
-        yield server.uri
+        yield ensure_embedded_server(storage)
     finally:
-        server.stop()
-        shutil.rmtree(storage, ignore_errors=True)
+        stop_embedded_server(storage)
+        shutil.rmtree(storage.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

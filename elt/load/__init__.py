@@ -1,0 +1,16 @@
+"""Landing raw AirQino data in MongoDB: ``task`` runs a load (stations in parallel, audit per station),
+``landing`` writes one response (only new/changed rows, history, rejects)."""
+
+from elt.load.landing import LandingCounts, ensure_load_indexes, land_response, raw_id
+from elt.load.task import ArchiveSource, LoadResult, LoadTask, StationLoadResult
+
+__all__ = [
+    "ArchiveSource",
+    "LandingCounts",
+    "LoadResult",
+    "LoadTask",
+    "StationLoadResult",
+    "ensure_load_indexes",
+    "land_response",
+    "raw_id",
+]

@@ -1,0 +1,333 @@
+"""One ``elt load`` run: for each station fetch (or read an archived response), validate, land, audit.
+
+Stations run in parallel (``source.concurrency``) and are isolated: one failing station is recorded as
+failed in ``load_batches`` and in the result, and the others still land. Every station gets one audit
+document, written with ``status: running`` before anything else and finalized at the end (a ``running`` row
+that never ends is a killed load; the rerun re-applies it).
+
+Archived responses (``--from-dir``): one JSON file per station, ``<station_id>.json`` (or a file stem mapped
+to a station id), holding a full response or a bare ``data`` array. The API's newest row is always the hour
+still filling when it was fetched, so unless ``fetched_at`` is given an archive is taken to have been fetched
+30 minutes into its newest hour: its newest row is provisional exactly as the live path would have marked it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from elt.errors import EltError, LoadError, SourceError
+from elt.load.landing import ensure_load_indexes, land_response
+from elt.logs import redact
+from elt.sources.airqino import AirqinoClient, AirqinoSource, FetchedResponse, FetchError
+from elt.sources.rows import HourlyRow, as_utc, parse_rows, parse_timestamp
+
+log = logging.getLogger(__name__)
+
+_COUNT_FIELDS = (
+    "inserted",
+    "updated",
+    "unchanged",
+    "stale",
+    "rejected",
+    "history",
+    "unconfirmed_provisional",
+)
+_AUDIT_FIELDS = ("status", "received", "seconds", "error", "duplicates", "outside_window", *_COUNT_FIELDS)
+#: Where inside its newest hour an archived response is assumed to have been fetched.
+ARCHIVE_FETCH_OFFSET = timedelta(minutes=30)
+
+
+class LoadProgress(Protocol):
+    """What the task reports while it runs (the CLI draws progress bars from it)."""
+
+    def phase(self, station_id: str, description: str, total: int | None = None) -> None:
+        """A station enters a phase (fetching, landing N rows)."""
+
+    def advance(self, station_id: str, rows: int) -> None:
+        """``rows`` more rows of the station were landed."""
+
+    def done(self, outcome: StationLoadResult) -> None:
+        """A station finished, ok or failed."""
+
+
+@dataclass
+class StationLoadResult:
+    """The outcome of one station in one run (also what ``load_batches`` records)."""
+
+    station_id: str
+    status: str = "running"
+    received: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    duplicates: int = 0
+    stale: int = 0
+    outside_window: int = 0
+    history: int = 0
+    unconfirmed_provisional: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` shape of a station (field names are a public contract)."""
+        keys = (
+            "station_id",
+            "status",
+            "received",
+            "inserted",
+            "updated",
+            "unchanged",
+            "rejected",
+            "seconds",
+            "error",
+        )
+        return {key: getattr(self, key) for key in keys}
+
+
+@dataclass
+class LoadResult:
+    """The outcome of a run: one result per station and the run's batch id."""
+
+    batch_id: str
+    stations: list[StationLoadResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every station loaded."""
+        return all(s.status == "ok" for s in self.stations)
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows received per wall-clock second over the whole run (fetch + validate + land)."""
+        received = sum(s.received for s in self.stations)
+        return round(received / self.seconds, 1) if self.seconds > 0 else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` document."""
+        return {
+            "stations": [s.as_json() for s in self.stations],
+            "batch_id": self.batch_id,
+            "rows_per_second": self.rows_per_second,
+        }
+
+
+@dataclass
+class ArchiveSource:
+    """Recorded responses in a directory: ``<name>.json`` per station, names mapped to station ids."""
+
+    directory: Path
+    #: file stem -> station id for archives not named by station id (``station1_data`` -> ``283164601``).
+    file_map: dict[str, str] = field(default_factory=dict)
+    #: The fetch instant of every file, when known; else inferred per file (see module docstring).
+    fetched_at: datetime | None = None
+
+    def path_for(self, station_id: str) -> Path:
+        """The archive file of a station."""
+        stems = [stem for stem, sid in self.file_map.items() if sid == station_id] or [station_id]
+        return self.directory / f"{stems[0]}.json"
+
+    def read(self, station_id: str) -> FetchedResponse:
+        """The archived response of a station, as if it had just been fetched."""
+        path = self.path_for(station_id)
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            raise SourceError(
+                f"{path}: cannot read the archived response for station {station_id} ({exc.strerror}); "
+                "files are named <station_id>.json (or mapped with --map FILE_STEM=STATION_ID)"
+            ) from None
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            raise FetchError(
+                f"{path}: not valid JSON ({exc}): truncated or corrupt", str(path), None, len(body)
+            ) from None
+        fetched_at = self.fetched_at or _archive_fetch_time(payload, path)
+        return FetchedResponse(station_id, str(path), 200, len(body), payload, as_utc(fetched_at), 1)
+
+
+def _archive_fetch_time(payload: Any, path: Path) -> datetime:
+    """30 minutes into the newest hour of the archive; the file's mtime when no timestamp parses."""
+    newest: datetime | None = None
+    rows = (
+        payload if isinstance(payload, list) else payload.get("data") if isinstance(payload, dict) else None
+    )
+    for row in rows or []:
+        try:
+            ts = parse_timestamp(row.get("timestamp")) if isinstance(row, dict) else None
+        except ValueError:
+            continue
+        if ts is not None and (newest is None or ts > newest):
+            newest = ts
+    if newest is None:
+        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    return newest + ARCHIVE_FETCH_OFFSET
+
+
+def new_batch_id(now: datetime | None = None) -> str:
+    """A sortable, unique run id, e.g. ``20240909T101500Z-3fa2c1``."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+class LoadTask:
+    """Load a set of stations from the API (``client``) or from archived responses (``archive``)."""
+
+    def __init__(
+        self,
+        db: Database,
+        station_ids: list[str],
+        client: AirqinoClient | None = None,
+        archive: ArchiveSource | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        concurrency: int = 4,
+        progress: LoadProgress | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ):
+        if (client is None) == (archive is None):
+            raise ValueError("LoadTask needs exactly one of client or archive")
+        self.db = db
+        self.station_ids = station_ids
+        self.client = client
+        self.archive = archive
+        self.since = as_utc(since) if since else None
+        self.until = as_utc(until) if until else None
+        self.concurrency = max(1, concurrency)
+        self.progress = progress
+        self.clock = clock
+        self.batch_id = new_batch_id(clock())
+
+    def run(self) -> LoadResult:
+        """Load every station (in parallel, isolated from each other) and return the per-station results."""
+        started = time.perf_counter()
+        try:
+            ensure_load_indexes(self.db)
+        except PyMongoError as exc:
+            raise LoadError(f"cannot prepare the raw collections: {redact(str(exc))[:300]}") from None
+        result = LoadResult(batch_id=self.batch_id)
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(self.station_ids)))) as pool:
+            result.stations = list(pool.map(self.load_station, self.station_ids))
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+
+    def load_station(self, station_id: str) -> StationLoadResult:
+        """Fetch, validate and land one station; never raises (a failure goes to the result and the audit)."""
+        started = time.perf_counter()
+        outcome = StationLoadResult(station_id=station_id)
+        audit_id = f"{self.batch_id}/{station_id}"
+        started_at = self.clock()
+        url = str(self.archive.path_for(station_id)) if self.archive else self.client.station_url(station_id)  # type: ignore[union-attr]
+        facts: dict[str, Any] = {"url": url}
+        try:
+            self.db[AirqinoSource.batches_collection].insert_one(
+                {"_id": audit_id, "batch_id": self.batch_id, "station_id": station_id, "status": "running",
+                 "mode": "archive" if self.archive else "api", "url": url, "started_at": started_at}
+            )  # fmt: skip
+            self._fetch_and_land(station_id, outcome, started, facts)
+            outcome.status = "ok"
+        except FetchError as exc:
+            outcome.status, outcome.error = "failed", redact(str(exc))
+            facts.update(url=exc.url, http_status=exc.http_status, bytes=exc.bytes, attempts=exc.attempts)
+        except EltError as exc:
+            outcome.status, outcome.error = "failed", redact(str(exc))
+        except PyMongoError as exc:
+            outcome.status = "failed"
+            outcome.error = f"MongoDB error while landing: {type(exc).__name__}: {redact(str(exc))[:300]}"
+        except Exception as exc:  # noqa: BLE001 - one station's bug must not stop the others; the audit says why
+            log.exception("station %s: unexpected error", station_id)
+            outcome.status = "failed"
+            outcome.error = f"unexpected {type(exc).__name__}: {redact(str(exc))[:300]}"
+        outcome.seconds = round(time.perf_counter() - started, 3)
+        if outcome.error:
+            log.error("station %s: %s", station_id, outcome.error)
+        else:
+            log.info(
+                "station %s: %d received, %d inserted, %d updated, %d unchanged, %d rejected in %.1f s",
+                station_id, outcome.received, outcome.inserted, outcome.updated, outcome.unchanged,
+                outcome.rejected, outcome.seconds,
+            )  # fmt: skip
+        self._finalize_audit(audit_id, outcome, started_at, facts)
+        if self.progress:
+            self.progress.done(outcome)
+        return outcome
+
+    def _fetch_and_land(
+        self, station_id: str, outcome: StationLoadResult, started: float, facts: dict[str, Any]
+    ) -> None:
+        """The happy path of one station: fills ``outcome``, and ``facts`` (for the audit) as they are known."""
+        self._phase(station_id, "fetching")
+        if self.archive:
+            fetched = self.archive.read(station_id)
+        else:
+            fetched = self.client.fetch_station(station_id, self.since, self.until)  # type: ignore[union-attr]
+        fetch_seconds = time.perf_counter() - started
+        facts.update(url=fetched.url, http_status=fetched.http_status, bytes=fetched.bytes,
+                     attempts=fetched.attempts, fetched_at=fetched.fetched_at)  # fmt: skip
+        data = AirqinoSource.data_rows(fetched.payload, fetched.url)
+        parsed = parse_rows(station_id, data, fetched.fetched_at)
+        validate_seconds = time.perf_counter() - started - fetch_seconds
+        outcome.received, outcome.duplicates = parsed.received, parsed.duplicates
+        parsed.rows, outcome.outside_window = self._in_window(parsed.rows)
+        self._phase(station_id, "landing", len(parsed.rows))
+        counts = land_response(self.db, parsed, self.batch_id, self.clock(), self._advance(station_id))
+        for key in _COUNT_FIELDS:
+            setattr(outcome, key, getattr(counts, key))
+        land_seconds = time.perf_counter() - started - fetch_seconds - validate_seconds
+        facts.update(first_ts=parsed.first_ts, last_ts=parsed.last_ts)
+        facts["phase_seconds"] = {
+            "fetch": round(fetch_seconds, 3),
+            "validate": round(validate_seconds, 3),
+            "land": round(land_seconds, 3),
+        }
+
+    def _in_window(self, rows: list[HourlyRow]) -> tuple[list[HourlyRow], int]:
+        if self.since is None and self.until is None:
+            return rows, 0
+        kept = [
+            r
+            for r in rows
+            if (self.since is None or r.ts >= self.since) and (self.until is None or r.ts < self.until)
+        ]
+        return kept, len(rows) - len(kept)
+
+    def _finalize_audit(
+        self, audit_id: str, outcome: StationLoadResult, started_at: datetime, facts: dict[str, Any]
+    ) -> None:
+        update: dict[str, Any] = {key: getattr(outcome, key) for key in _AUDIT_FIELDS}
+        update.update(facts, finished_at=self.clock())
+        try:
+            self.db[AirqinoSource.batches_collection].update_one(
+                {"_id": audit_id},
+                {"$set": update, "$setOnInsert": {"batch_id": self.batch_id, "station_id": outcome.station_id,
+                                                  "started_at": started_at}},
+                upsert=True,
+            )  # fmt: skip
+        except PyMongoError as exc:
+            log.error(
+                "station %s: cannot write the load audit: %s", outcome.station_id, redact(str(exc))[:300]
+            )
+
+    def _phase(self, station_id: str, description: str, total: int | None = None) -> None:
+        if self.progress:
+            self.progress.phase(station_id, description, total)
+
+    def _advance(self, station_id: str) -> Callable[[int], None] | None:
+        if not self.progress:
+            return None
+        progress = self.progress
+        return lambda rows: progress.advance(station_id, rows)
