@@ -26,11 +26,15 @@ log = logging.getLogger(__name__)
 
 #: ``module:attribute`` of every command, in the order ``elt --help`` lists them.
 COMMANDS = [
+    "elt.commands.dashboard:dashboard",
     "elt.commands.debug:debug",
     "elt.commands.load:load",
+    "elt.commands.publish:publish",
     "elt.commands.schema:schema",
     "elt.commands.server:server",
     "elt.commands.simulate:simulate",
+    "elt.commands.test:test",
+    "elt.commands.transform:transform",
 ]
 
 

@@ -35,3 +35,14 @@ def schema_profiles() -> None:
     from elt.config import profiles_json_schema
 
     click.echo(json.dumps(profiles_json_schema(), indent=2))
+
+
+@schema.command("models")
+def schema_models() -> None:
+    """JSON Schema of a file in aggregations/ (one model, or a sources: declaration).
+
+    Example: elt schema models > .vscode/aggregations.schema.json
+    """
+    from elt.models.schema import models_json_schema
+
+    click.echo(json.dumps(models_json_schema(), indent=2))

@@ -1,0 +1,49 @@
+"""``elt publish``: copy the marts from MongoDB into PostgreSQL (SERVING_DSN) for Superset."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from elt.cli import CliContext
+from elt.errors import PublishError
+
+
+@click.command()
+@click.option("--rebuild", is_flag=True, help="Drop and recreate every serving table instead of upserting.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.pass_obj
+def publish(obj: CliContext, rebuild: bool, as_json: bool) -> None:
+    """Copy the marts to PostgreSQL at SERVING_DSN; only changed rows are written.
+
+    Tables (schema "airqino"): daily_sensor_averages, station_freshness, the last 30 days of
+    stg_airqino_hourly, forecasts and forecast_verification when present, and stations from config/elt.yml.
+
+    Example: SERVING_DSN=postgresql://elt:secret@localhost:5432/airqino elt publish
+    """
+    try:
+        from elt.publish import publish_marts
+    except ImportError as exc:
+        raise PublishError(f"elt publish needs psycopg: pip install 'airqino-elt[publish]' ({exc})") from None
+
+    project = obj.project()
+    with obj.store() as store:
+        result = publish_marts(project, store.db, rebuild=rebuild)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"published to {result.target} (schema airqino)", title_justify="left")
+    for column in ("table", "rows", "inserted", "updated", "deleted"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for write in result.tables:
+        name = f"{write.table} (created)" if write.created else write.table
+        table.add_row(name, str(write.rows), str(write.inserted), str(write.updated), str(write.deleted))
+    for name in result.skipped:
+        table.add_row(f"{name} (no collection yet)", "-", "-", "-", "-")
+    console = Console(stderr=True)
+    console.print(table)
+    console.print(f"{result.rows_written} rows written in {result.seconds:.1f} s")

@@ -1,0 +1,37 @@
+"""``elt test``: run the data tests declared in ``aggregations/`` (like ``dbt test``)."""
+
+from __future__ import annotations
+
+import click
+
+from elt.cli import CliContext
+from elt.commands.transform import parse_vars, print_result
+
+
+@click.command("test")
+@click.option("-s", "--select", multiple=True, metavar="SELECTOR",
+              help="Tests of the selected nodes (dbt syntax, see elt transform --help), or tests by name.")  # fmt: skip
+@click.option("--exclude", multiple=True, metavar="SELECTOR", help="Same syntax; removed from the selection.")
+@click.option(
+    "--store-failures", is_flag=True, help="Keep failing documents in the elt_test_failures collection."
+)
+@click.option("--vars", "vars_text", metavar="YAML", help="Override vars, e.g. '{min_hours_per_day: 20}'.")
+@click.option("--json", "as_json", is_flag=True, help="Print run_results.json on stdout.")
+@click.pass_obj
+def test(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], store_failures: bool,
+         vars_text: str | None, as_json: bool) -> None:  # fmt: skip
+    """Run data tests (unique, not_null, accepted_values, accepted_range, relationships, completeness) and
+    source freshness. Exit 0 all passed (warnings allowed), 1 an error-severity test failed, 2 invalid project.
+
+    Examples: elt test; elt test -s daily_sensor_averages --store-failures; elt test -s source:airqino
+    """
+    from elt.models import load_models
+    from elt.transform import run_tests
+
+    project = obj.project()
+    cli_vars = parse_vars(vars_text)
+    load_models(project, cli_vars)
+    with obj.store() as store:
+        result = run_tests(project, store, select, exclude, store_failures, cli_vars)
+    print_result(result, as_json)
+    click.get_current_context().exit(result.exit_code)

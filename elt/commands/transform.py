@@ -1,0 +1,86 @@
+"""``elt transform``: run the YAML aggregation models of ``aggregations/`` (like ``dbt run``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from elt.cli import CliContext
+
+_STYLES = {
+    "success": "green",
+    "pass": "green",
+    "warn": "yellow",
+    "skipped": "yellow",
+    "error": "red",
+    "fail": "red",
+}
+
+
+def parse_vars(text: str | None) -> dict[str, Any]:
+    """``--vars`` as a mapping (YAML or JSON), or a usage error."""
+    if not text:
+        return {}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"not valid YAML/JSON: {exc}", param_hint="--vars") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("expected a mapping, e.g. '{min_hours_per_day: 20}'", param_hint="--vars")
+    return value
+
+
+def print_result(result: Any, as_json: bool) -> None:
+    """The run results as JSON on stdout, or a one-screen table."""
+    if as_json:
+        click.echo(json.dumps(result.run_results, default=str))
+        return
+    console = Console()
+    table = Table(title=f"elt {result.command}: {len(result.results)} nodes in {result.elapsed_time:.1f} s")
+    for column in ("node", "status", "detail", "seconds"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
+    for r in result.results:
+        detail = r.message
+        if result.command == "transform" and r.adapter_response:
+            response = r.adapter_response
+            detail = f"{response['mode']}: {response['rows_affected']} written; {r.message}"
+        style = _STYLES.get(r.status, "")
+        table.add_row(r.unique_id, f"[{style}]{r.status}[/{style}]", detail, f"{r.execution_time:.2f}")
+    console.print(table)
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts().items())
+    console.print(f"{'OK' if result.ok else 'FAILED'}: {counts}. Artifacts in target/.")
+
+
+@click.command("transform")
+@click.option("-s", "--select", multiple=True, metavar="SELECTOR",
+              help="dbt syntax: name, +name, name+, tag:x, source:airqino+, path:aggregations/marts; "
+                   "space = union, comma = intersection (repeatable).")  # fmt: skip
+@click.option("--exclude", multiple=True, metavar="SELECTOR", help="Same syntax; removed from the selection.")
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
+@click.option("--vars", "vars_text", metavar="YAML", help="Override vars, e.g. '{min_hours_per_day: 20}'.")
+@click.option("--json", "as_json", is_flag=True, help="Print run_results.json on stdout.")
+@click.pass_obj
+def transform(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], full_refresh: bool,
+              vars_text: str | None, as_json: bool) -> None:  # fmt: skip
+    """Validate aggregations/ and materialize the selected models in dependency order.
+
+    Incremental models recompute only the partitions whose input changed since their last successful run.
+    Writes target/manifest.json and target/run_results.json. Exit 0 ok, 1 a model failed, 2 invalid project.
+
+    Examples: elt transform; elt transform -s +daily_sensor_averages; elt transform --full-refresh
+    """
+    from elt.models import load_models
+    from elt.transform import run_transform
+
+    project = obj.project()
+    cli_vars = parse_vars(vars_text)
+    load_models(project, cli_vars)  # the whole project validates before the store is even opened
+    with obj.store() as store:
+        result = run_transform(project, store, select, exclude, full_refresh, cli_vars)
+    print_result(result, as_json)
+    click.get_current_context().exit(result.exit_code)

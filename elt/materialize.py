@@ -1,0 +1,297 @@
+"""Materializations: how a model's pipeline result is stored.
+
+- ``view``: a MongoDB view on the input (dropped and created again when its pipeline changed).
+- ``table``: built into a temporary collection with its indexes, then swapped in with an atomic
+  ``renameCollection(dropTarget=true)``; readers never see a half-built table. Skipped when neither the model nor
+  any parent changed since the last build.
+- ``incremental``: the first build, ``--full-refresh``, a changed definition or a fully rebuilt parent build it
+  like a table; otherwise only the partitions whose input changed (see ``elt.models.intervals``) are recomputed
+  and ``$merge``d on ``unique_key``. Documents whose content did not change are left untouched (their
+  ``_updated_at``/``_run_id`` stay), so downstream models see only real changes.
+
+Every document gets ``_updated_at`` (the run's start time) and ``_run_id``; ``_id`` is left to MongoDB.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.database import Database
+from pymongo.errors import OperationFailure
+
+from elt.errors import TransformError
+from elt.models.intervals import (
+    Batch,
+    changed_groups,
+    newest_value,
+    partition_batches,
+    read_state,
+    stored_watermarks,
+    time_range_batches,
+    write_state,
+)
+from elt.models.project import ModelNode, ModelProject
+from elt.models.render import FULL_END, FULL_START
+
+log = logging.getLogger(__name__)
+
+#: Fields the runner adds to every document of a table or incremental model.
+META_FIELDS = ("_updated_at", "_run_id")
+#: At most this many partitions are listed in run_results (the count is always exact).
+MAX_LISTED_PARTITIONS = 500
+
+
+@dataclass
+class RunContext:
+    """What one invocation shares between nodes."""
+
+    run_id: str
+    started_at: datetime
+    full_refresh: bool = False
+    fully_built: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Outcome:
+    """What materializing one model did (becomes ``adapter_response`` in run_results.json)."""
+
+    mode: str
+    rows_affected: int = 0
+    partitions: list[dict[str, Any]] = field(default_factory=list)
+    partition_count: int = 0
+    batches: int = 0
+    message: str = ""
+
+    def adapter_response(self) -> dict[str, Any]:
+        """dbt-style adapter response with the counts of this run."""
+        response: dict[str, Any] = {
+            "_message": self.message,
+            "code": self.mode.upper(),
+            "mode": self.mode,
+            "rows_affected": self.rows_affected,
+            "partition_count": self.partition_count,
+            "batches": self.batches,
+        }
+        if self.partitions:
+            response["partitions"] = self.partitions[:MAX_LISTED_PARTITIONS]
+            response["partitions_truncated"] = len(self.partitions) > MAX_LISTED_PARTITIONS
+        return response
+
+
+def _change_field(mp: ModelProject, unique_id: str) -> str | None:
+    if unique_id in mp.sources:
+        return mp.sources[unique_id].spec.loaded_at_field
+    return "_updated_at" if mp.models[unique_id].spec.materialized != "view" else None
+
+
+def _current_watermarks(db: Database, mp: ModelProject, model: ModelNode,
+                        previous: dict[str, datetime | None]) -> dict[str, datetime | None]:  # fmt: skip
+    """Newest change value of every trackable parent (scanning only what is newer than ``previous``)."""
+    marks: dict[str, datetime | None] = {}
+    for parent in model.depends_on:
+        change_field = _change_field(mp, parent)
+        if change_field:
+            marks[parent] = newest_value(db, mp.collection_of(parent), change_field, previous.get(parent))
+    return marks
+
+
+def ensure_indexes(db: Database, model: ModelNode, collection: str | None = None) -> None:
+    """Indexes of a model's output: unique key, partition/event_time, declared ones and ``_updated_at``.
+
+    A key pattern is created once (MongoDB refuses a second index on the same keys with other options).
+    """
+    coll = db[collection or model.collection]
+    spec = model.spec
+    created: set[tuple[str, ...]] = set()
+    if spec.unique_key:
+        coll.create_index([(k, ASCENDING) for k in spec.unique_key], unique=True, name="unique_key")
+        created.add(tuple(spec.unique_key))
+    wanted = [list(index) for index in spec.indexes]
+    if spec.partition_by:
+        wanted.append(spec.partition_by + ([spec.event_time] if spec.event_time else []))
+    wanted.append(["_updated_at"])
+    for keys in wanted:
+        if tuple(keys) not in created:
+            coll.create_index([(k, ASCENDING) for k in keys])
+            created.add(tuple(keys))
+
+
+def _meta_stages(ctx: RunContext) -> list[dict[str, Any]]:
+    return [{"$project": {"_id": 0}}, {"$addFields": {"_updated_at": ctx.started_at, "_run_id": ctx.run_id}}]
+
+
+def _aggregate(db: Database, collection: str, pipeline: list[dict[str, Any]], model: ModelNode) -> None:
+    try:
+        db[collection].aggregate(pipeline, allowDiskUse=True)
+    except OperationFailure as exc:
+        raise TransformError(
+            f"{model.path}: model '{model.name}' failed on the server: {exc.details.get('errmsg', exc) if exc.details else exc}"
+        ) from None
+
+
+def build_view(db: Database, mp: ModelProject, model: ModelNode) -> Outcome:
+    """Create or replace the view; unchanged views are left alone."""
+    pipeline = mp.render_pipeline(model)
+    source = mp.collection_of(model.from_id)
+    info = next(db.list_collections(filter={"name": model.collection}), None)
+    if info and info.get("type") == "view":
+        options = info.get("options", {})
+        if options.get("viewOn") == source and options.get("pipeline") == pipeline:
+            return Outcome("view", message="view unchanged")
+    if info:
+        db.drop_collection(model.collection)
+    try:
+        db.command("create", model.collection, viewOn=source, pipeline=pipeline)
+    except OperationFailure as exc:
+        raise TransformError(f"{model.path}: model '{model.name}': cannot create the view: {exc}") from None
+    return Outcome("view", message=f"view created on {source}")
+
+
+def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext) -> Outcome:
+    """Rebuild the whole model under a temporary name, index it, and swap it in atomically."""
+    tmp = f"__elt_tmp_{model.name}"
+    db.drop_collection(tmp)
+    pipeline = mp.render_pipeline(model, FULL_START, FULL_END) + _meta_stages(ctx) + [{"$out": tmp}]
+    try:
+        _aggregate(db, mp.collection_of(model.from_id), pipeline, model)
+        try:
+            ensure_indexes(db, model, tmp)
+        except OperationFailure as exc:
+            raise TransformError(
+                f"{model.path}: model '{model.name}': unique_key {model.spec.unique_key} is not unique in the "
+                f"result ({str(exc)[:200]}); fix the pipeline's grouping or the key. The old collection is kept."
+            ) from None
+        rows = db[tmp].estimated_document_count()
+        db.client.admin.command("renameCollection", f"{db.name}.{tmp}", to=f"{db.name}.{model.collection}",
+                                dropTarget=True)  # fmt: skip
+    finally:
+        db.drop_collection(tmp)
+    ctx.fully_built.add(model.unique_id)
+    return Outcome("full", rows_affected=rows, message=f"{rows} documents (full build)")
+
+
+def _merge_stage(model: ModelNode) -> dict[str, Any]:
+    """``$merge`` that keeps a matched document untouched when nothing but the run metadata differs."""
+
+    def comparable(doc: str) -> dict[str, Any]:
+        return {"$mergeObjects": [{"_id": None}, doc, {"_id": None, **{f: None for f in META_FIELDS}}]}
+
+    keep_or_replace = {"$cond": [{"$eq": [comparable("$$ROOT"), comparable("$$new")]}, "$$ROOT",
+                                 {"$mergeObjects": [{"_id": "$_id"}, "$$new"]}]}  # fmt: skip
+    return {"$merge": {"into": model.collection, "on": model.spec.unique_key,
+                       "whenMatched": [{"$replaceWith": keep_or_replace}], "whenNotMatched": "insert"}}  # fmt: skip
+
+
+def _batches(db: Database, mp: ModelProject, model: ModelNode, after: datetime) -> tuple[list[Batch], Any]:
+    spec = model.spec
+    source = mp.collection_of(model.from_id)
+    change_field = _change_field(mp, model.from_id) or "_updated_at"
+    changes = changed_groups(db, source, change_field, after, spec.partition_by or [], spec.event_time)
+    if spec.event_time:
+        batches = time_range_batches(changes.groups, spec.partition_by or [], spec.event_time,
+                                     timedelta(seconds=model.lookback_s), timedelta(seconds=model.lookahead_s))  # fmt: skip
+    else:
+        batches = partition_batches(changes.groups, spec.partition_by or [])
+    return batches, changes
+
+
+def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext) -> Outcome:
+    """Recompute only what changed upstream since the last successful run, or build fully when needed."""
+    state = read_state(db, model.unique_id)
+    previous = stored_watermarks(state)
+    reason = _full_build_reason(db, mp, model, ctx, state)
+    if reason:
+        watermarks = _current_watermarks(db, mp, model, {})
+        outcome = build_full(db, mp, model, ctx)
+        outcome.message = f"{outcome.message}; {reason}"
+        write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
+        return outcome
+    secondary = [p for p in model.depends_on if p != model.from_id]
+    watermarks = _current_watermarks(db, mp, model, previous)
+    changed_secondary = [p for p in secondary if p in watermarks and watermarks[p] != previous.get(p)]
+    if changed_secondary:
+        outcome = build_full(db, mp, model, ctx)
+        outcome.message += f"; {', '.join(changed_secondary)} changed (not partition-tracked)"
+        write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
+        return outcome
+    after = previous.get(model.from_id)
+    batches, changes = _batches(db, mp, model, after) if after is not None else ([], None)
+    if changes is not None:
+        watermarks[model.from_id] = changes.watermark
+    ensure_indexes(db, model)
+    source = mp.collection_of(model.from_id)
+    rows = 0
+    for batch in batches:
+        start, end = _batch_window(model, batch)
+        pipeline = ([{"$match": batch.input_filter}] + mp.render_pipeline(model, start, end)
+                    + [{"$match": batch.output_filter}] + _meta_stages(ctx) + [_merge_stage(model)])  # fmt: skip
+        _aggregate(db, source, pipeline, model)
+        rows += db[model.collection].count_documents({**batch.output_filter, "_run_id": ctx.run_id})
+    write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, False)
+    partitions = [p for b in batches for p in b.partitions]
+    changed_docs = changes.count if changes else 0
+    message = (f"{len(partitions)} partitions from {changed_docs} changed input documents, "
+               f"{rows} documents written") if batches else "no changes upstream"  # fmt: skip
+    return Outcome("incremental", rows, partitions, len(partitions), len(batches), message)
+
+
+def _batch_window(model: ModelNode, batch: Batch) -> tuple[datetime, datetime]:
+    """The ``start``/``end`` a template sees: the batch's output range, or the full window."""
+    bounds = batch.output_filter.get(model.spec.event_time or "", None)
+    if isinstance(bounds, dict) and "$gte" in bounds:
+        return bounds["$gte"], bounds["$lte"]
+    return FULL_START, FULL_END
+
+
+def _full_build_reason(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext,
+                       state: dict[str, Any] | None) -> str | None:  # fmt: skip
+    if ctx.full_refresh:
+        return "--full-refresh"
+    if model.collection not in db.list_collection_names(filter={"name": model.collection}):
+        return "first build"
+    if state is None:
+        return "no state recorded"
+    if state.get("checksum") != model.checksum:
+        return "model definition changed"
+    rebuilt = [p for p in model.depends_on if p in ctx.fully_built]
+    if rebuilt:
+        return f"{', '.join(rebuilt)} was fully rebuilt"
+    if stored_watermarks(state).get(model.from_id) is None:
+        return "input had no tracked changes yet"
+    return None
+
+
+def build_table(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext) -> Outcome:
+    """Full rebuild, skipped when neither the definition nor any tracked parent changed since the last one."""
+    state = read_state(db, model.unique_id)
+    previous = stored_watermarks(state)
+    watermarks = _current_watermarks(db, mp, model, previous)
+    untracked = [p for p in model.depends_on if _change_field(mp, p) is None]
+    unchanged = (
+        not ctx.full_refresh
+        and state is not None
+        and state.get("checksum") == model.checksum
+        and not untracked
+        and not any(p in ctx.fully_built for p in model.depends_on)
+        and all(watermarks.get(p) == previous.get(p) for p in model.depends_on)
+        and model.collection in db.list_collection_names(filter={"name": model.collection})
+    )
+    if unchanged:
+        return Outcome("skipped_unchanged", message="no parent changed since the last build")
+    outcome = build_full(db, mp, model, ctx)
+    write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
+    return outcome
+
+
+def materialize(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext) -> Outcome:
+    """Run one model with its materialization."""
+    kind = model.spec.materialized
+    if kind == "view":
+        return build_view(db, mp, model)
+    if kind == "table":
+        return build_table(db, mp, model, ctx)
+    return build_incremental(db, mp, model, ctx)

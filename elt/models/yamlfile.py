@@ -1,0 +1,104 @@
+"""Reading YAML files of ``aggregations/`` strictly: syntax errors with their line, duplicate keys refused."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+
+class YamlProblem(Exception):
+    """A YAML file cannot be read; the message names the line."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (YAML would silently keep the last one)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (the first one would be silently ignored)",
+                key_node.start_mark,
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parsed content of ``path``; ``YamlProblem`` with line and column on a syntax error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise YamlProblem(f"cannot read the file: {exc}") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        detail = f"{problem} ({context})" if context and context not in problem else problem
+        raise YamlProblem(f"{where}invalid YAML: {detail}") from None
+
+
+def describe_validation(exc: ValidationError, model: type[BaseModel]) -> list[str]:
+    """One line per pydantic error: key path, problem, and for unknown keys the closest allowed key."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        path = ".".join(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, err["loc"][:-1])
+            close = difflib.get_close_matches(loc[-1], allowed, n=1)
+            message = "unknown key" + (f"; did you mean '{close[0]}'?" if close else "")
+            if allowed:
+                message += f" (allowed: {', '.join(allowed)})"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        elif err["type"] == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            got = err.get("input")
+            close = difflib.get_close_matches(str(got), re.findall(r"'([^']*)'", expected), n=1)
+            message = f"{got!r} is not one of {expected}" + (f"; did you mean '{close[0]}'?" if close else "")
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {message}")
+    return lines
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        field = fields.get(str(part)) if fields else None
+        if field is None:
+            return []
+        current = _inner_model(field.annotation)
+    if not hasattr(current, "model_fields"):
+        return []
+    return [f.alias or name for name, f in current.model_fields.items()]
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None

@@ -1,0 +1,214 @@
+"""``elt publish``: copy the marts from MongoDB (the system of record) into PostgreSQL for Superset.
+
+MongoDB is only read. Each serving table is rewritten in its own transaction and only rows whose content hash
+changed are written, so publishing twice writes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import psycopg
+from pymongo.database import Database
+
+from elt.config import Project
+from elt.errors import ConfigError, PublishError
+from elt.publish import postgres
+from elt.publish.tables import Column, ServingTable, serving_tables
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PublishResult:
+    """What ``elt publish`` did, table by table."""
+
+    target: str
+    tables: list[postgres.TableWrite] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows_written(self) -> int:
+        """Rows inserted, updated or deleted in PostgreSQL."""
+        return sum(t.inserted + t.updated + t.deleted for t in self.tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (no secrets: the target is ``user@host:port/db``)."""
+        return {
+            "target": self.target,
+            "rows_written": self.rows_written,
+            "seconds": round(self.seconds, 3),
+            "tables": [asdict(t) for t in self.tables],
+            "skipped": self.skipped,
+        }
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def convert_value(column: Column, value: Any) -> Any:
+    """A MongoDB value as the Python value of the column's type (None stays None, NaN becomes None)."""
+    if value is None:
+        return None
+    try:
+        if column.type == "string":
+            return str(value)
+        if column.type == "date":
+            if isinstance(value, datetime):
+                return value.date()
+            return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+        if column.type == "datetime":
+            return _as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+        if column.type == "number":
+            number = float(value)
+            return None if math.isnan(number) else number
+        if column.type == "integer":
+            number = float(value)
+            return None if math.isnan(number) else int(round(number))
+        if column.type == "boolean":
+            return bool(value)
+        if column.type in ("object", "array"):
+            return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError) as exc:
+        raise PublishError(f"column {column.name}: cannot read {value!r} as {column.type} ({exc})") from None
+    raise PublishError(f"column {column.name}: unknown type {column.type!r}")
+
+
+def _hash_text(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def row_hash(values: list[Any]) -> str:
+    """sha256 of the row's values in column order (what decides whether a row changed)."""
+    payload = json.dumps([_hash_text(v) for v in values], separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def table_row(table: ServingTable, document: dict[str, Any]) -> list[Any]:
+    """One PostgreSQL row (data columns then row_hash) from one MongoDB document."""
+    values = [convert_value(column, document.get(column.name)) for column in table.columns]
+    return [*values, row_hash(values)]
+
+
+def _window_filter(db: Database, table: ServingTable) -> dict[str, Any]:
+    if not table.window_field or not table.window_days:
+        return {}
+    newest = db[table.collection].find_one(
+        {table.window_field: {"$ne": None}}, {table.window_field: 1}, sort=[(table.window_field, -1)]
+    )
+    if newest is None:
+        return {}
+    start = _as_utc(newest[table.window_field]) - timedelta(days=table.window_days)
+    return {table.window_field: {"$gt": start}}
+
+
+def source_rows(project: Project, db: Database, table: ServingTable) -> Iterator[list[Any]]:
+    """The rows of one serving table, read from its MongoDB collection (or the config for ``stations``)."""
+    if table.collection is None:
+        for station in project.config.stations:
+            yield table_row(
+                table,
+                {
+                    "station_id": station.id,
+                    "station_name": station.name,
+                    "timezone": station.timezone,
+                    "lat": station.lat,
+                    "lon": station.lon,
+                    "enabled": station.enabled,
+                },
+            )
+        return
+    projection = {"_id": 0, **{name: 1 for name in table.column_names}}
+    names = {station.id: station.name for station in project.config.stations}
+    cursor = db[table.collection].find(_window_filter(db, table), projection, batch_size=2000)
+    for document in cursor:
+        if "station_name" in table.column_names and document.get("station_name") is None:
+            # forecasts carry only the id; dashboards filter every chart by station name
+            document["station_name"] = names.get(str(document.get("station_id")))
+        yield table_row(table, document)
+
+
+def serving_dsn(project: Project, dsn: str | None = None) -> str:
+    """The DSN to publish to: ``dsn`` if given, else SERVING_DSN / the target's serving_dsn."""
+    if dsn:
+        return dsn
+    if project.target.serving_dsn is None:
+        raise ConfigError(
+            f"no PostgreSQL to publish to: set SERVING_DSN (e.g. postgresql://elt@localhost:5432/airqino, "
+            f"password in SERVING_DSN or PGPASSWORD) or serving_dsn in targets.{project.target_name} of "
+            "config/profiles.yml"
+        )
+    return project.target.serving_dsn.get_secret_value()
+
+
+def publish_marts(
+    project: Project, db: Database, dsn: str | None = None, rebuild: bool = False
+) -> PublishResult:
+    """Copy the marts of ``db`` into the serving PostgreSQL; each table in one transaction.
+
+    Raises PublishError (naming the PostgreSQL host, never the password) when the database cannot be reached
+    or a table cannot be written; MongoDB is never modified.
+    """
+    started = time.monotonic()
+    dsn = serving_dsn(project, dsn)
+    tables = serving_tables(project)
+    present = set(db.list_collection_names())
+    missing = [t.collection for t in tables if t.required and t.collection not in present]
+    if missing:
+        raise PublishError(
+            f"MongoDB database '{db.name}' has no {', '.join(missing)}: run `elt transform` before `elt publish`"
+        )
+    result = PublishResult(target=postgres.describe_dsn(dsn))
+    with postgres.connect(dsn) as conn:
+        for table in tables:
+            if table.collection is not None and table.collection not in present:
+                log.info("%s: no such collection yet, skipped", table.collection)
+                result.skipped.append(table.name)
+                continue
+            result.tables.append(_publish_table(conn, project, db, table, rebuild))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _publish_table(
+    conn: psycopg.Connection, project: Project, db: Database, table: ServingTable, rebuild: bool
+) -> postgres.TableWrite:
+    started = time.monotonic()
+    try:
+        with conn.transaction():
+            created = postgres.prepare_table(conn, table, rebuild)
+            rows, inserted, updated, deleted = postgres.upsert_rows(
+                conn, table, source_rows(project, db, table)
+            )
+    except (psycopg.Error, PublishError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise PublishError(
+            f"publishing {postgres.SERVING_SCHEMA}.{table.name} failed ({type(exc).__name__}: {reason}); "
+            "the table was left as it was"
+        ) from None
+    write = postgres.TableWrite(table.name, rows, inserted, updated, deleted, created)
+    log.info(
+        "%s.%s: %d rows, %d inserted, %d updated, %d deleted (%.2f s)",
+        postgres.SERVING_SCHEMA,
+        table.name,
+        rows,
+        inserted,
+        updated,
+        deleted,
+        time.monotonic() - started,
+    )
+    return write
