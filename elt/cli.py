@@ -28,11 +28,14 @@ log = logging.getLogger(__name__)
 COMMANDS = [
     "elt.commands.dashboard:dashboard",
     "elt.commands.debug:debug",
+    "elt.commands.forecast:forecast",
     "elt.commands.load:load",
     "elt.commands.publish:publish",
+    "elt.commands.run:run",
     "elt.commands.schema:schema",
     "elt.commands.server:server",
     "elt.commands.simulate:simulate",
+    "elt.commands.status:status",
     "elt.commands.test:test",
     "elt.commands.transform:transform",
 ]

@@ -1,0 +1,189 @@
+"""The alert hook: a JSON POST to the webhook in ``ELT_ALERT_WEBHOOK_URL`` on a failed run and on stale stations.
+
+The payload has a ``text`` line (what Slack, Mattermost and Teams incoming webhooks display) plus structured
+fields; every string in it is redacted and it never carries a URI, token or password. The webhook URL itself is
+a secret (chat webhooks embed a token): it is never logged, only its host. Delivery is retried with exponential
+backoff on connection errors, 429 and 5xx. Stale-station alerts are sent when a station becomes stale and then
+at most every ``ELT_ALERT_REPEAT_HOURS`` (24) while it stays stale; the state lives in ``elt_alerts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from elt.logs import redact
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_ENV = "ELT_ALERT_WEBHOOK_URL"
+REPEAT_ENV = "ELT_ALERT_REPEAT_HOURS"
+ALERTS_COLLECTION = "elt_alerts"
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class AlertDelivery:
+    """What happened to one alert."""
+
+    event: str
+    sent: bool
+    attempts: int = 0
+    http_status: int | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (no URL: it is a secret)."""
+        return {"event": self.event, "sent": self.sent, "attempts": self.attempts,
+                "http_status": self.http_status, "error": self.error}  # fmt: skip
+
+
+def webhook_url() -> str | None:
+    """The webhook from the environment (``ELT_ALERT_WEBHOOK_URL``, or a file named by ``..._FILE``)."""
+    if os.environ.get(WEBHOOK_ENV):
+        return os.environ[WEBHOOK_ENV].strip()
+    path = os.environ.get(f"{WEBHOOK_ENV}_FILE")
+    if path:
+        try:
+            with open(path) as handle:
+                return handle.read().strip() or None
+        except OSError as exc:
+            log.error("%s_FILE=%s: cannot read the webhook URL (%s); alerts are off", WEBHOOK_ENV, path, exc)
+    return None
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    if isinstance(value, dict):
+        return {str(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def send_alert(
+    payload: dict[str, Any],
+    url: str | None = None,
+    attempts: int = 4,
+    timeout_s: float = 10.0,
+    backoff_s: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AlertDelivery:
+    """POST ``payload`` (scrubbed) to the webhook; retries 429/5xx/connection errors with backoff 1, 2, 4 s."""
+    event = str(payload.get("event", "alert"))
+    url = url or webhook_url()
+    if not url:
+        return AlertDelivery(event, sent=False, error=f"no webhook configured ({WEBHOOK_ENV} is unset)")
+    host = urlsplit(url).hostname or "?"
+    body = _scrub(payload)
+    delivery = AlertDelivery(event, sent=False)
+    for attempt in range(1, attempts + 1):
+        delivery.attempts = attempt
+        try:
+            response = requests.post(url, json=body, timeout=timeout_s)
+            delivery.http_status = response.status_code
+            if response.status_code < 300:
+                delivery.sent, delivery.error = True, None
+                log.info("alert %s delivered to %s (attempt %d)", event, host, attempt)
+                return delivery
+            delivery.error = f"HTTP {response.status_code}"
+            if response.status_code not in RETRY_STATUSES:
+                break
+        except requests.RequestException as exc:
+            delivery.error = f"{type(exc).__name__}"
+        if attempt < attempts:
+            sleep(backoff_s * 2 ** (attempt - 1))
+    log.error("alert %s could not be delivered to %s after %d attempt(s): %s", event, host,
+              delivery.attempts, delivery.error)  # fmt: skip
+    return delivery
+
+
+def run_failed_payload(project_name: str, database: str, run: dict[str, Any]) -> dict[str, Any]:
+    """The payload for a failed run: which steps failed and why (redacted)."""
+    failed = [s for s in run.get("steps", []) if s.get("status") == "failed"]
+    names = ", ".join(s["name"] for s in failed) or "run"
+    return {
+        "event": "run_failed",
+        "text": f"[airqino-elt] {project_name}: run {run.get('_id')} failed in {names}: {run.get('error') or ''}",
+        "project": project_name,
+        "database": database,
+        "run_id": run.get("_id"),
+        "window": run.get("window"),
+        "error": run.get("error"),
+        "failed_steps": [{"name": s["name"], "error": s.get("error")} for s in failed],
+        "at": datetime.now(timezone.utc),
+    }
+
+
+def stale_payload(project_name: str, database: str, stations: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The payload for stations stale beyond their ``stale_after_hours``."""
+    stations = list(stations)
+    parts = [
+        f"{s['name']} ({s['station_id']}): no data for {s['age_hours']:.0f} h" if s.get("age_hours") is not None
+        else f"{s['name']} ({s['station_id']}): no data yet"
+        for s in stations
+    ]  # fmt: skip
+    return {
+        "event": "stations_stale",
+        "text": f"[airqino-elt] {project_name}: {len(stations)} stale station(s): " + "; ".join(parts),
+        "project": project_name,
+        "database": database,
+        "stations": [
+            {key: s.get(key) for key in ("station_id", "name", "last_ts", "age_hours", "stale_after_hours")}
+            for s in stations
+        ],
+        "at": datetime.now(timezone.utc),
+    }
+
+
+def _repeat_after() -> timedelta:
+    try:
+        return timedelta(hours=float(os.environ.get(REPEAT_ENV) or 24))
+    except ValueError:
+        return timedelta(hours=24)
+
+
+def alert_stale_stations(
+    db: Database, project_name: str, stale: list[dict[str, Any]], now: datetime | None = None
+) -> AlertDelivery | None:
+    """Alert about stations that became stale (or are still stale after the repeat interval); None if none due.
+
+    A station that is fresh again is forgotten, so its next staleness alerts at once.
+    """
+    now = now or datetime.now(timezone.utc)
+    coll = db[ALERTS_COLLECTION]
+    stale_ids = {s["station_id"] for s in stale}
+    try:
+        coll.delete_many({"kind": "stale", "station_id": {"$nin": sorted(stale_ids)}})
+        sent_recently = {
+            d["station_id"]
+            for d in coll.find({"kind": "stale", "last_sent_at": {"$gt": now - _repeat_after()}})
+        }
+    except PyMongoError as exc:
+        log.warning("cannot read the alert state (%s); alerting anyway", redact(str(exc))[:200])
+        sent_recently = set()
+    due = [s for s in stale if s["station_id"] not in sent_recently]
+    if not due or not webhook_url():
+        return None
+    delivery = send_alert(stale_payload(project_name, db.name, due))
+    if delivery.sent:
+        for station in due:
+            coll.update_one(
+                {"_id": f"stale|{station['station_id']}"},
+                {"$set": {"kind": "stale", "station_id": station["station_id"], "last_sent_at": now}},
+                upsert=True,
+            )
+    return delivery

@@ -1,0 +1,102 @@
+"""Gradient boosting on the change y(t+h) − y(t), absolute-error loss, stations pooled (station is a feature).
+
+One model per pollutant and horizon (direct strategy). Training is single-threaded on purpose: on a busy
+2-core machine OpenMP's default threading made one fit hundreds of times slower.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+# Before scikit-learn loads its OpenMP runtime; threadpool_limits below covers an already-loaded one.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.ensemble import HistGradientBoostingRegressor  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from elt.forecast.features import feature_columns  # noqa: E402
+
+
+@dataclass(frozen=True)
+class GbmParams:
+    """Hyper-parameters of the gradient-boosting model (stored with every trained model)."""
+
+    learning_rate: float = 0.1
+    """Shrinkage per boosting iteration."""
+    max_iter: int = 150
+    """Number of boosting iterations (trees)."""
+    max_leaf_nodes: int = 15
+    """Leaves per tree."""
+    min_samples_leaf: int = 80
+    """Smallest leaf; larger is smoother."""
+    l2_regularization: float = 1.0
+    """L2 penalty on leaf values."""
+    max_bins: int = 63
+    """Histogram bins per feature (fewer is faster)."""
+    train_days: int = 365
+    """Training window: origins in the last ``train_days`` days before the refit point."""
+    issuable_only: bool = True
+    """Train only on origins where a forecast would be issued (last 3 hours valid)."""
+    random_state: int = 0
+    """Seed (the model is deterministic without subsampling; kept for reproducibility)."""
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly form for the model metadata."""
+        return asdict(self)
+
+
+class ChangeModel:
+    """A fitted model of y(t+h) − y(t); ``predict`` returns the level y(t) + change."""
+
+    def __init__(self, params: GbmParams, features: list[str]) -> None:
+        self.params = params
+        self.features = features
+        self.estimator = HistGradientBoostingRegressor(
+            loss="absolute_error",
+            learning_rate=params.learning_rate,
+            max_iter=params.max_iter,
+            max_leaf_nodes=params.max_leaf_nodes,
+            min_samples_leaf=params.min_samples_leaf,
+            l2_regularization=params.l2_regularization,
+            max_bins=params.max_bins,
+            categorical_features=[features.index("station")] if "station" in features else None,
+            early_stopping=False,
+            random_state=params.random_state,
+        )
+
+    def fit(self, train: pd.DataFrame) -> ChangeModel:
+        """Fit on design-matrix rows that have a target change."""
+        x = train[self.features].to_numpy(dtype=float)
+        # A feature with no value at all (e.g. the 168 h lag in a first week of data) becomes a constant:
+        # scikit-learn's binning fails on an all-missing column.
+        x[:, np.isnan(x).all(axis=0)] = 0.0
+        with threadpool_limits(limits=1):
+            self.estimator.fit(x, train["delta"].to_numpy(dtype=float))
+        return self
+
+    def predict(self, matrix: pd.DataFrame) -> pd.Series:
+        """Forecast level per row: y(t) plus the predicted change, never below 0 (a concentration)."""
+        if matrix.empty:
+            return pd.Series(dtype=float, index=matrix.index)
+        with threadpool_limits(limits=1):
+            change = self.estimator.predict(matrix[self.features].to_numpy(dtype=float))
+        return pd.Series(matrix["y0"].to_numpy() + change, index=matrix.index).clip(lower=0.0)
+
+
+def training_rows(matrix: pd.DataFrame, refit_at: pd.Timestamp, params: GbmParams) -> pd.DataFrame:
+    """Rows a refit at ``refit_at`` may learn from: target hour strictly before it, inside the window."""
+    start = refit_at - pd.Timedelta(days=params.train_days)
+    keep = (matrix["target_ts"] < refit_at) & (matrix["origin"] >= start) & matrix["delta"].notna()
+    if params.issuable_only:
+        keep &= matrix["issuable"]
+    return matrix[keep]
+
+
+def fit_change_model(train: pd.DataFrame, params: GbmParams) -> ChangeModel | None:
+    """Fit one model on the given rows; ``None`` when there is too little to learn from."""
+    if len(train) < max(50, 2 * params.min_samples_leaf):
+        return None
+    return ChangeModel(params, feature_columns(train)).fit(train)

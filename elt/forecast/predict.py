@@ -1,0 +1,220 @@
+"""Issue the +1 h and +2 h forecasts from the last observed hour of each station into ``forecasts``.
+
+One document per station, pollutant, issue hour and horizon (the contract), upserted on that key: a rerun with
+the same data and model changes nothing. A series gets no forecast, with the reason logged, when it had no valid
+data at training time, or when any of the last 3 hours before the origin lacks a valid value.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+from pymongo import DESCENDING
+from pymongo.database import Database
+
+from elt.forecast import HORIZONS, POLLUTANTS
+from elt.forecast.features import HISTORY_HOURS, design_matrix
+from elt.forecast.series import MEASURES, STAGING_COLLECTION, hourly_grid, read_staging, utc_hour
+from elt.forecast.train import TrainedForecast
+from elt.store import ensure_unique_index
+
+log = logging.getLogger(__name__)
+
+FORECASTS_COLLECTION = "forecasts"
+#: The contract's unique key of ``forecasts``.
+FORECAST_KEY: tuple[str, ...] = ("station_id", "pollutant", "issued_at", "horizon_h")
+#: A forecast needs a valid value in each of the last this many hours (the origin included).
+RECENT_HOURS = 3
+
+
+@dataclass
+class PredictResult:
+    """What one ``elt forecast predict`` did."""
+
+    model_version: str
+    forecasts: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def counts(self) -> dict[str, Any]:
+        """Counts for run logs and ``--json``."""
+        return {
+            "model_version": self.model_version,
+            "written": len(self.forecasts),
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": len(self.skipped),
+        }
+
+
+def last_final_hour(db: Database, station_id: str) -> datetime | None:
+    """The newest non-provisional hour of a station in staging (the forecast origin)."""
+    doc = db[STAGING_COLLECTION].find_one(
+        {"station_id": station_id, "provisional": {"$ne": True}}, {"ts": 1}, sort=[("ts", DESCENDING)]
+    )
+    return doc["ts"] if doc else None
+
+
+def _recent_gap(grid: pd.DataFrame, pollutant: str, origin: pd.Timestamp) -> str | None:
+    """Why the last ``RECENT_HOURS`` hours do not allow a forecast (None when they all have a valid value)."""
+    hours = [origin - pd.Timedelta(hours=k) for k in range(RECENT_HOURS)]
+    values = grid[pollutant].reindex(hours)
+    missing = [h for h in hours if pd.isna(values.loc[h])]
+    if not missing:
+        return None
+    rule = f"(the last {RECENT_HOURS} hours must be valid)"
+    if len(missing) < RECENT_HOURS:
+        return f"no valid value at {', '.join(f'{h:%Y-%m-%d %H:00}' for h in missing)} UTC {rule}"
+    history = grid.loc[grid.index <= origin, pollutant].dropna()
+    if history.empty:
+        return f"no valid data in the last {HISTORY_HOURS // 24} days {rule}"
+    return f"no valid value since {history.index[-1]:%Y-%m-%d %H:00} UTC {rule}"
+
+
+def _predict_value(
+    bundle: TrainedForecast, predictor: str, pollutant: str, horizon: int, row: pd.DataFrame
+) -> float:
+    if predictor == "persistence":
+        value = row["y0"]
+    elif predictor == "seasonal_naive":
+        value = row["y_season24"].fillna(row["y0"])
+    elif predictor == "blend":
+        value = bundle.blends[(pollutant, horizon)].predict(row)
+    else:
+        model = bundle.models.get((pollutant, horizon))
+        value = model.predict(row) if model is not None else row["y0"]
+    return float(value.iloc[0])
+
+
+def _utc(ts: pd.Timestamp) -> datetime:
+    return ts.to_pydatetime().replace(tzinfo=timezone.utc)
+
+
+def forecast_station(
+    bundle: TrainedForecast, station_id: str, grid: pd.DataFrame, origin: pd.Timestamp, timezone_name: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Forecast documents and skip reasons for one station at one origin (pure: no database)."""
+    docs: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    for pollutant in POLLUTANTS:
+        gap = _recent_gap(grid, pollutant, origin)
+        for horizon in HORIZONS:
+            choice = bundle.choice(station_id, pollutant, horizon)
+            reason = None
+            if choice is None:
+                reason = f"station not in model {bundle.version}: retrain with elt forecast train"
+            elif choice.status != "ok" or choice.predictor is None:
+                reason = choice.reason or "no valid data"
+            elif gap is not None:
+                reason = gap
+            if reason is None:
+                matrix = design_matrix(
+                    {station_id: grid}, pollutant, horizon, bundle.station_codes, {station_id: timezone_name}
+                )
+                row = matrix[matrix["origin"] == origin]
+                value = _predict_value(bundle, choice.predictor, pollutant, horizon, row)
+                if math.isnan(value):
+                    reason = f"predictor {choice.predictor} gave no value"
+            if reason is not None:
+                skipped.append(
+                    {
+                        "station_id": station_id,
+                        "pollutant": pollutant,
+                        "horizon_h": horizon,
+                        "issued_at": _utc(origin),
+                        "reason": reason,
+                    }
+                )
+                continue
+            docs.append(
+                {
+                    "station_id": station_id,
+                    "pollutant": pollutant,
+                    "issued_at": _utc(origin),
+                    "target_ts": _utc(origin + pd.Timedelta(hours=horizon)),
+                    "horizon_h": horizon,
+                    "value": round(value, 4),
+                    "model": choice.predictor,
+                    "model_version": bundle.version,
+                }
+            )
+    return docs, skipped
+
+
+def write_forecasts(db: Database, docs: Iterable[dict[str, Any]], result: PredictResult) -> None:
+    """Upsert on the contract key; an identical document is left untouched."""
+    collection = db[FORECASTS_COLLECTION]
+    ensure_unique_index(collection, FORECAST_KEY)
+    for doc in docs:
+        key = {name: doc[name] for name in FORECAST_KEY}
+        update = collection.update_one(key, {"$set": doc}, upsert=True)
+        if update.upserted_id is not None:
+            result.inserted += 1
+        elif update.modified_count:
+            result.updated += 1
+        else:
+            result.unchanged += 1
+        result.forecasts.append(doc)
+
+
+def predict_forecasts(
+    db: Database,
+    bundle: TrainedForecast,
+    station_ids: Iterable[str],
+    timezones: dict[str, str] | None = None,
+    at: datetime | None = None,
+) -> PredictResult:
+    """Forecast every station from its last final hour (or from ``at``) and write ``forecasts``."""
+    timezones = timezones or {}
+    result = PredictResult(bundle.version)
+    for station_id in station_ids:
+        newest = at if at is not None else last_final_hour(db, station_id)
+        if newest is None:
+            reason = "no final hour in stg_airqino_hourly (run elt load and elt transform first)"
+            result.skipped.append({"station_id": station_id, "reason": reason})
+            log.warning("%s: no forecast: %s", station_id, reason)
+            continue
+        origin = utc_hour(newest)
+        frame = read_staging(
+            db,
+            [station_id],
+            start=_utc(origin - pd.Timedelta(hours=HISTORY_HOURS)),
+            end=_utc(origin + pd.Timedelta(hours=1)),
+        )
+        grids = hourly_grid(frame, end=origin)
+        if station_id not in grids:
+            grid = pd.DataFrame(
+                index=pd.DatetimeIndex([origin], name="ts"), columns=list(MEASURES), dtype=float
+            )
+        else:
+            grid = grids[station_id]
+        docs, skipped = forecast_station(bundle, station_id, grid, origin, timezones.get(station_id, "UTC"))
+        for skip in skipped:
+            log.warning(
+                "%s %s +%dh: no forecast: %s",
+                station_id,
+                skip["pollutant"],
+                skip["horizon_h"],
+                skip["reason"],
+            )
+        result.skipped.extend(skipped)
+        write_forecasts(db, docs, result)
+    log.info(
+        "forecasts: %d written (%d new, %d updated, %d unchanged), %d skipped, model %s",
+        len(result.forecasts),
+        result.inserted,
+        result.updated,
+        result.unchanged,
+        len(result.skipped),
+        bundle.version,
+    )
+    return result

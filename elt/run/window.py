@@ -1,0 +1,108 @@
+"""The time window a run covers.
+
+- Explicit (``--start``, optionally ``--end``): exact, for backfills and Airflow data intervals; no lookback.
+  The hours landed are those starting in ``[floor_hour(start), floor_hour(end))``: consecutive windows
+  partition the hours, and an hour is landed by the first window whose end is past the hour's end.
+- Default: from the end of the last full successful run minus the lookback (late and revised data, the hour
+  that was still filling) up to now, open-ended so the newest, provisional hour is landed too.
+- Initial (no successful run yet): everything the source returns.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pymongo.database import Database
+
+from elt.errors import ConfigError
+from elt.run.runlog import last_successful_run
+
+#: Default lookback before the last successful run's end (env ``ELT_RUN_LOOKBACK_HOURS`` overrides).
+DEFAULT_LOOKBACK_HOURS = 48.0
+
+
+def default_lookback_hours() -> float:
+    """The lookback in hours: ``ELT_RUN_LOOKBACK_HOURS`` or 48."""
+    raw = os.environ.get("ELT_RUN_LOOKBACK_HOURS")
+    if not raw:
+        return DEFAULT_LOOKBACK_HOURS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"ELT_RUN_LOOKBACK_HOURS={raw!r}: expected a number of hours, e.g. 48") from None
+    if value < 0:
+        raise ConfigError(f"ELT_RUN_LOOKBACK_HOURS={raw!r}: must be >= 0")
+    return value
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def floor_hour(value: datetime) -> datetime:
+    """The start of the UTC hour ``value`` falls in."""
+    return _as_utc(value).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """What a run loads and transforms: ``[start, end)``; ``start`` None means everything available."""
+
+    start: datetime | None
+    end: datetime
+    mode: str
+    """``explicit``, ``incremental`` (default window after a successful run) or ``initial``."""
+
+    @property
+    def exact(self) -> bool:
+        """An explicit window is exact: rows at or after ``end`` are not landed."""
+        return self.mode == "explicit"
+
+    @property
+    def load_since(self) -> datetime | None:
+        """The load's lower bound: the start of the hour ``start`` falls in (None: everything)."""
+        return floor_hour(self.start) if self.start is not None else None
+
+    @property
+    def load_until(self) -> datetime | None:
+        """The load's upper bound: when exact, the start of the hour ``end`` falls in, so only hours that
+        had ended by ``end`` are landed (Airflow's 10:05-11:05 interval lands the 10:00 hour); else open,
+        so the newest, provisional hour is landed too."""
+        return floor_hour(self.end) if self.exact else None
+
+    def as_doc(self) -> dict[str, Any]:
+        """The window as stored in ``elt_runs``."""
+        return {"start": self.start, "end": self.end, "mode": self.mode}
+
+    def describe(self) -> str:
+        """``2024-09-08 10:00 -> 2024-09-09 10:30 UTC (incremental)``."""
+        start = f"{self.start:%Y-%m-%d %H:%M}" if self.start else "everything available"
+        return f"{start} -> {self.end:%Y-%m-%d %H:%M} UTC ({self.mode})"
+
+
+def resolve_window(
+    db: Database,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    lookback_hours: float | None = None,
+    now: datetime | None = None,
+) -> RunWindow:
+    """The window of a run (see the module docstring); a ConfigError if the explicit bounds are unusable."""
+    now = _as_utc(now or datetime.now(timezone.utc))
+    if end is not None and start is None:
+        raise ConfigError("--end needs --start: an explicit window is exact, give both (UTC), e.g. "
+                          "--start 2024-09-01 --end 2024-09-02")  # fmt: skip
+    if start is not None:
+        start, end = _as_utc(start), _as_utc(end) if end is not None else now
+        if start >= end:
+            raise ConfigError(f"--start ({start:%Y-%m-%d %H:%M}) must be before --end ({end:%Y-%m-%d %H:%M})")
+        return RunWindow(start, end, "explicit")
+    last = last_successful_run(db)
+    if last is None or not (last.get("window") or {}).get("end"):
+        return RunWindow(None, now, "initial")
+    lookback = default_lookback_hours() if lookback_hours is None else lookback_hours
+    anchor = min(_as_utc(last["window"]["end"]), now)
+    return RunWindow(anchor - timedelta(hours=lookback), now, "incremental")

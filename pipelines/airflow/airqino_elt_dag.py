@@ -1,0 +1,74 @@
+"""Airflow 3 DAG: the hourly airqino-elt run, one task per step, each over the DAG run's data interval.
+
+Each task calls the project's CLI (``elt run --step NAME --start <interval start> --end <interval end>``) in the
+project's own virtualenv, so Airflow never imports airqino-elt and their dependencies never meet. All tasks of
+one DAG run share ``--run-id airflow__<run_id>``: ``elt status`` shows them as one run.
+
+- Timetable: ``CronDataIntervalTimetable("5 * * * *", timezone="UTC")``: the run at 11:05 covers 10:05-11:05 and
+  lands the 10:00 hour, final by then (an explicit window lands the hours that ended inside it).
+- ``max_active_runs=1``; the run lease in MongoDB also keeps cron or a manual ``elt run`` from interleaving
+  (a busy step exits 3, which Airflow retries).
+- Retries with exponential backoff (2 min doubling, at most 30 min) for a slow or failing API.
+- Backfills: ``airflow backfill create --dag-id airqino_elt_hourly --from-date ... --to-date ...``, or set
+  ``ELT_AIRFLOW_CATCHUP=true`` with ``ELT_AIRFLOW_START_DATE``: every interval is loaded exactly once.
+
+Environment (of the Airflow worker): ``ELT_BIN`` (path of the ``elt`` executable, default ``elt``),
+``ELT_PROJECT_DIR`` (the project directory), ``ELT_AIRFLOW_START_DATE``, ``ELT_AIRFLOW_CATCHUP``,
+``ELT_AIRFLOW_RETRIES`` (default 3), plus what ``elt`` itself reads (``MONGO_URI``, ``AIRQINO_TOKEN``,
+``SERVING_DSN``, ``ELT_ALERT_WEBHOOK_URL``...), passed through to the tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+DAG_ID = "airqino_elt_hourly"
+STEPS = ("load", "transform", "test", "forecast", "publish")
+
+ELT_BIN = os.environ.get("ELT_BIN", "elt")
+PROJECT_DIR = os.environ.get("ELT_PROJECT_DIR", "/opt/airqino-elt")
+START_DATE = datetime.fromisoformat(os.environ.get("ELT_AIRFLOW_START_DATE", "2024-01-01T00:00:00+00:00"))
+if START_DATE.tzinfo is None:
+    START_DATE = START_DATE.replace(tzinfo=timezone.utc)
+CATCHUP = os.environ.get("ELT_AIRFLOW_CATCHUP", "false").strip().lower() in ("1", "true", "yes")
+RETRIES = int(os.environ.get("ELT_AIRFLOW_RETRIES", "3"))
+
+# Rendered by Airflow: the data interval (ISO with offset, which `elt run` parses) and one run id per DAG run.
+STEP_COMMAND = (
+    '"$ELT_BIN" --project-dir "$ELT_PROJECT_DIR" run --step {step} '
+    '--start "{{{{ data_interval_start }}}}" --end "{{{{ data_interval_end }}}}" '
+    '--run-id "airflow__{{{{ run_id }}}}" --trigger airflow --no-summary'
+)
+
+with DAG(
+    dag_id=DAG_ID,
+    description="AirQino -> MongoDB -> marts, tests, forecasts -> PostgreSQL, hourly (airqino-elt)",
+    schedule=CronDataIntervalTimetable("5 * * * *", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=CATCHUP,
+    max_active_runs=1,
+    default_args={
+        "retries": RETRIES,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+        "execution_timeout": timedelta(minutes=50),
+    },
+    tags=["airqino", "elt"],
+) as dag:
+    previous = None
+    for step in STEPS:
+        task = BashOperator(
+            task_id=step,
+            bash_command=STEP_COMMAND.format(step=step),
+            env={"ELT_BIN": ELT_BIN, "ELT_PROJECT_DIR": PROJECT_DIR},
+            append_env=True,
+        )
+        if previous is not None:
+            previous >> task
+        previous = task

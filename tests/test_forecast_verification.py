@@ -1,0 +1,113 @@
+"""forecast_verification (aggregations/marts/) scores hand-built forecasts against staging, on a real wire server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo.database import Database
+
+from elt.config import load_project
+from elt.transform import run_transform
+from tests.reference_daily import raw_document, utc
+
+STATION = "283181971"
+OTHER = "283164601"
+START = utc(2024, 3, 1)
+
+
+def at(hour: int):
+    return START + timedelta(hours=hour)
+
+
+def raw_hours() -> list[dict[str, Any]]:
+    """48 hours of station 283181971: pm25 = 10 + H, co = 0.1 + 0.01 H; pm25 negative at H = 20; H = 47 provisional."""
+    docs = []
+    for h in range(48):
+        measures = {"pm25": 10.0 + h if h != 20 else -1.0, "co": round(0.1 + 0.01 * h, 4)}
+        docs.append(raw_document(STATION, at(h), measures, provisional=h == 47))
+    return docs
+
+
+def forecast(station: str, pollutant: str, issued: int, horizon: int, value: float) -> dict[str, Any]:
+    return {"station_id": station, "pollutant": pollutant, "issued_at": at(issued), "target_ts": at(issued + horizon),
+            "horizon_h": horizon, "value": value, "model": "gbm", "model_version": "test"}  # fmt: skip
+
+
+FORECASTS = [
+    # day 1, pm25 +1 h: errors 1 and 3, persistence errors 1 and 1
+    forecast(STATION, "pm25", 5, 1, 17.0),
+    forecast(STATION, "pm25", 6, 1, 14.0),
+    # day 1, pm25 +2 h: error 0.5, persistence (value at H=5: 15 vs 17) error 2
+    forecast(STATION, "pm25", 5, 2, 17.5),
+    # day 2, pm25 +1 h: error 0, persistence error 1
+    forecast(STATION, "pm25", 30, 1, 41.0),
+    # day 1, co +1 h: error 0.02, persistence error 0.01
+    forecast(STATION, "co", 10, 1, 0.23),
+    # never verified: target invalid (negative pm25 at H=20), target provisional (H=47), target not observed
+    # yet, a station without observations
+    forecast(STATION, "pm25", 19, 1, 30.0),
+    forecast(STATION, "pm25", 46, 1, 56.0),
+    forecast(STATION, "pm25", 59, 1, 70.0),
+    forecast(OTHER, "pm25", 5, 1, 9.0),
+]
+
+
+@pytest.fixture
+def verified(project_dir: Path, mongo_db: Database) -> Database:
+    mongo_db.raw_airqino_hourly.insert_many(raw_hours())
+    project = load_project(project_dir)
+    assert run_transform(project, mongo_db).exit_code == 0
+    mongo_db.forecasts.insert_many([dict(f) for f in FORECASTS])
+    result = run_transform(project, mongo_db, select=["forecast_verification"])
+    assert result.exit_code == 0, [r.message for r in result.results]
+    return mongo_db
+
+
+def rows(db: Database) -> dict[tuple, dict[str, Any]]:
+    return {
+        (d["station_id"], d["pollutant"], d["horizon_h"], d["day"]): d
+        for d in db.forecast_verification.find({}, {"_id": 0, "_updated_at": 0, "_run_id": 0})
+    }
+
+
+def test_daily_mae_and_skill_of_hand_built_forecasts(verified: Database) -> None:
+    got = rows(verified)
+    assert set(got) == {
+        (STATION, "pm25", 1, "2024-03-01"),
+        (STATION, "pm25", 2, "2024-03-01"),
+        (STATION, "pm25", 1, "2024-03-02"),
+        (STATION, "co", 1, "2024-03-01"),
+    }
+    day1 = got[(STATION, "pm25", 1, "2024-03-01")]
+    assert (day1["n"], day1["mae"], day1["mae_persistence"], day1["skill"]) == (2, 2.0, 1.0, -1.0)
+    assert day1["station_name"] == "SMART189"
+    plus2 = got[(STATION, "pm25", 2, "2024-03-01")]
+    assert (plus2["n"], plus2["mae"], plus2["mae_persistence"], plus2["skill"]) == (1, 0.5, 2.0, 0.75)
+    day2 = got[(STATION, "pm25", 1, "2024-03-02")]
+    assert (day2["n"], day2["mae"], day2["mae_persistence"], day2["skill"]) == (1, 0.0, 1.0, 1.0)
+    co = got[(STATION, "co", 1, "2024-03-01")]
+    assert co["n"] == 1
+    assert co["mae"] == pytest.approx(0.02)
+    assert co["mae_persistence"] == pytest.approx(0.01)
+    assert co["skill"] == pytest.approx(-1.0)
+
+
+def test_trailing_seven_days_pool_the_errors_of_the_days_before(verified: Database) -> None:
+    got = rows(verified)
+    day2 = got[(STATION, "pm25", 1, "2024-03-02")]
+    assert day2["n_7d"] == 3
+    assert day2["mae_7d"] == pytest.approx(4 / 3)
+    assert day2["mae_persistence_7d"] == pytest.approx(1.0)
+    assert day2["skill_7d"] == pytest.approx(-1 / 3)
+    day1 = got[(STATION, "pm25", 1, "2024-03-01")]
+    assert (day1["n_7d"], day1["mae_7d"], day1["skill_7d"]) == (2, 2.0, -1.0)
+
+
+def test_rebuild_gives_the_same_rows(project_dir: Path, verified: Database) -> None:
+    before = rows(verified)
+    result = run_transform(load_project(project_dir), verified, select=["forecast_verification"])
+    assert result.exit_code == 0
+    assert rows(verified) == before
