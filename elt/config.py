@@ -17,10 +17,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from elt.errors import ConfigError
+from elt.yamlfile import YamlProblem, describe_validation, read_yaml
 
 CONFIG_FILE = Path("config") / "elt.yml"
 PROFILES_FILE = Path("config") / "profiles.yml"
@@ -224,64 +224,15 @@ def _read_secret(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _read_yaml(path: Path, display: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         raise ConfigError(
             f"{display}: file not found. Run elt from a project directory (one with config/elt.yml), "
             "or pass --project-dir / set ELT_PROJECT_DIR."
-        ) from None
+        )
     try:
-        return yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{display}:{where}: invalid YAML: {problem}") from None
-
-
-def _describe_validation(display: str, exc: ValidationError, model: type[BaseModel]) -> str:
-    lines = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(model, err["loc"][:-1])
-            hint = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
-            msg = "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else "")
-            if allowed:
-                msg += f" (allowed: {', '.join(allowed)})"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            if "input" in err and not isinstance(err["input"], dict | list):
-                msg += f" (got {err['input']!r})"
-        lines.append(f"{display}: {path}: {msg}")
-    return "\n".join(lines)
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the sub-model at ``loc`` (integers index lists, strings name fields)."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
-        field = current.model_fields.get(str(part)) if hasattr(current, "model_fields") else None
-        if field is None:
-            return []
-        current = _inner_model(field.annotation)
-    return list(current.model_fields) if hasattr(current, "model_fields") else []
-
-
-def _inner_model(annotation: Any) -> Any:
-    """The pydantic model inside an annotation such as ``list[StationConfig]`` or ``AuthConfig | None``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        inner = _inner_model(arg)
-        if inner is not None:
-            return inner
-    return None
+        return read_yaml(path) or {}
+    except YamlProblem as exc:
+        raise ConfigError(f"{display}: {exc}") from None
 
 
 def _validate(model: type[BaseModel], data: Any, display: str) -> Any:
@@ -292,7 +243,9 @@ def _validate(model: type[BaseModel], data: Any, display: str) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe_validation(display, exc, model)) from None
+        raise ConfigError(
+            "\n".join(f"{display}: {line}" for line in describe_validation(exc, model))
+        ) from None
 
 
 def _has_password(uri: str) -> bool:

@@ -138,7 +138,8 @@ def _exclusive_lock(path: Path, timeout_s: float) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists (possibly owned by another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -171,7 +172,7 @@ def read_embedded_state(data_dir: Path) -> dict[str, Any] | None:
         state = json.loads(_state_path(data_dir).read_text())
     except (OSError, ValueError):
         return None
-    if not _pid_alive(int(state.get("pid", 0))) or not _ping(state["uri"]):
+    if not pid_alive(int(state.get("pid", 0))) or not _ping(state["uri"]):
         return None
     return state
 
@@ -229,11 +230,11 @@ def stop_embedded_server(data_dir: Path, timeout_s: float = 30.0) -> bool:
         pid = int(state["pid"])
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
             time.sleep(0.1)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
         _state_path(data_dir).unlink(missing_ok=True)
         return True

@@ -23,7 +23,7 @@ from elt.models.render import FULL_END, FULL_START, Relations, Renderer, RenderS
 from elt.models.safety import check_pipeline, literal_relations
 from elt.models.schema import ModelSpec, SourcesFile, SourceTableSpec, duration_seconds
 from elt.models.tests_spec import TestNode, build_tests
-from elt.models.yamlfile import YamlProblem, describe_validation, read_yaml
+from elt.yamlfile import YamlProblem, describe_validation, read_yaml
 
 MODELS_DIR = "aggregations"
 #: Collections the runner or other parts of airqino-elt own; no model may be named like them.

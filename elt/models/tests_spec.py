@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from elt.models.render import Renderer, RenderScope
 from elt.models.schema import TEST_ARGS, TEST_KINDS, ColumnSpec, FreshnessSpec
-from elt.models.yamlfile import describe_validation
+from elt.yamlfile import describe_validation
 
 _COLUMN_KINDS = ("not_null", "accepted_values", "accepted_range", "relationships")
 

@@ -28,6 +28,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from elt.errors import RunLockedError, StoreError
+from elt.store import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +52,6 @@ def _boot_id() -> str:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return ""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -94,7 +85,7 @@ def holder_is_dead(doc: dict[str, Any], me: LeaseOwner) -> bool:
     pid = int(owner.get("pid") or 0)
     if pid == me.pid:
         return owner.get("token") not in _HELD_TOKENS
-    return pid > 0 and not _pid_alive(pid)
+    return pid > 0 and not pid_alive(pid)
 
 
 @dataclass

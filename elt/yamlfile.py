@@ -1,4 +1,4 @@
-"""Reading YAML files of ``aggregations/`` strictly: syntax errors with their line, duplicate keys refused."""
+"""Strict YAML reading (syntax errors with their line, duplicate keys refused) and readable validation errors."""
 
 from __future__ import annotations
 
@@ -75,6 +75,8 @@ def describe_validation(exc: ValidationError, model: type[BaseModel]) -> list[st
             message = f"{got!r} is not one of {expected}" + (f"; did you mean '{close[0]}'?" if close else "")
         else:
             message = err["msg"].removeprefix("Value error, ")
+            if "input" in err and not isinstance(err["input"], dict | list):
+                message += f" (got {err['input']!r})"
         lines.append(f"{path}: {message}")
     return lines
 
