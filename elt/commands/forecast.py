@@ -78,6 +78,8 @@ def train(obj: CliContext, until: datetime | None, validate_weeks: int, as_json:
 
     The choice is the lowest MAE in a weekly-refit backtest of the last --validate-weeks weeks (persistence
     included, so never worse than persistence there).
+
+    Example: elt forecast train --validate-weeks 4 --json
     """
     from elt.forecast.run import train_project
     from elt.forecast.store import to_document
@@ -116,6 +118,8 @@ def predict(obj: CliContext, at: datetime | None, as_json: bool) -> None:
 
     Idempotent: one document per station, pollutant, issue hour and horizon. A series whose last 3 hours are
     not all valid, or that had no valid data at training, gets no forecast; the reason is logged.
+
+    Example: elt forecast predict --json
     """
     from elt.forecast.run import predict_project
 
@@ -185,6 +189,8 @@ def backtest(
     """Rolling-origin backtest: every hour in [--start, --end) is an origin; the model is refit weekly on
     data strictly before each refit point; persistence, seasonal naive and the blend are scored on the same
     origins. skill = 1 - mae_model / mae_persistence.
+
+    Example: elt forecast backtest --start 2024-07-15 --end 2024-09-09 --json --plot backtest.png
     """
     import pandas as pd
     from rich.progress import Progress
