@@ -248,6 +248,17 @@ def _validate(model: type[BaseModel], data: Any, display: str) -> Any:
         ) from None
 
 
+def _refuse_secrets_in_file(raw_config: Any) -> None:
+    """Tokens and passwords are read from the environment only, never from config/elt.yml."""
+    auth = raw_config.get("source", {}).get("auth", {}) if isinstance(raw_config, dict) else {}
+    for key, variable in (("token", "AIRQINO_TOKEN"), ("password", "AIRQINO_PASSWORD")):
+        if isinstance(auth, dict) and key in auth:
+            raise ConfigError(
+                f"{CONFIG_FILE}: source.auth has a '{key}' entry, but secrets never go in this file: "
+                f"set {variable} (or {variable}_FILE naming a secret file) in the environment"
+            )
+
+
 def _has_password(uri: str) -> bool:
     try:
         return urlsplit(uri).password is not None
@@ -264,9 +275,9 @@ def load_project(
     """
     env = os.environ if env is None else env
     project_dir = Path(project_dir).resolve()
-    config = _validate(
-        ProjectConfig, _read_yaml(project_dir / CONFIG_FILE, str(CONFIG_FILE)), str(CONFIG_FILE)
-    )
+    raw_config = _read_yaml(project_dir / CONFIG_FILE, str(CONFIG_FILE))
+    _refuse_secrets_in_file(raw_config)
+    config = _validate(ProjectConfig, raw_config, str(CONFIG_FILE))
     profiles_path = project_dir / PROFILES_FILE
     profiles = (
         _validate(ProfilesConfig, _read_yaml(profiles_path, str(PROFILES_FILE)), str(PROFILES_FILE))

@@ -107,7 +107,13 @@ class RunTask:
         self.now = now
 
     def run(self) -> RunResult:
-        """Take the lease (``RunLockedError``, exit 3, if another run holds it), run, record, release, alert."""
+        """Take the lease (``RunLockedError``, exit 3, if another run holds it), run, record, release, alert.
+
+        The whole project validates first (``ModelError``, exit 2): nothing is written for an invalid project.
+        """
+        from elt.models import load_models
+
+        load_models(self.project)
         lease = Lease(self.db, run_id=self.run_id, ttl_s=lease_ttl_s())
         with lease:
             mark_abandoned(self.db, self.run_id)
