@@ -117,7 +117,8 @@ def predict(obj: CliContext, at: datetime | None, as_json: bool) -> None:
     """Write the +1 h and +2 h forecasts from each station's last observed hour into forecasts.
 
     Idempotent: one document per station, pollutant, issue hour and horizon. A series whose last 3 hours are
-    not all valid, or that had no valid data at training, gets no forecast; the reason is logged.
+    not all valid, or that had no valid data at training, gets no forecast; the reason is logged. A stored
+    model that fails its safety checks is never run: persistence forecasts are written and the exit code is 1.
 
     Example: elt forecast predict --json
     """
@@ -151,6 +152,10 @@ def predict(obj: CliContext, at: datetime | None, as_json: bool) -> None:
     if as_json:
         payload = {**result.counts(), "forecasts": result.forecasts, "skipped": result.skipped}
         click.echo(json.dumps(payload, default=_json_default))
+    if result.refusal:
+        from elt.errors import ForecastError
+
+        raise ForecastError(result.refusal)
 
 
 @forecast.command("backtest")

@@ -4,7 +4,7 @@ The data flow: ``series`` (staging rows → hourly grid) → ``features`` (origi
 ``baselines`` / ``gbm`` (predictors) → ``backtest`` (rolling origin, weekly refit) → ``store`` (trained
 artifacts) → ``predict`` (writes ``forecasts``) and ``plot`` (PNG).
 
-numpy, pandas, scikit-learn and matplotlib come from the optional ``forecast`` extra: nothing here imports
+numpy, pandas, scikit-learn, skops and matplotlib come from the optional ``forecast`` extra: nothing here imports
 them at package import time, so ``elt`` keeps working without the extra and ``elt forecast`` says what to install.
 """
 
@@ -19,7 +19,7 @@ POLLUTANTS: tuple[str, ...] = ("co", "pm25")
 #: Forecast horizons in hours (direct strategy: one model per horizon).
 HORIZONS: tuple[int, ...] = (1, 2)
 #: Modules of the ``forecast`` extra.
-EXTRA_MODULES: tuple[str, ...] = ("numpy", "pandas", "sklearn", "matplotlib")
+EXTRA_MODULES: tuple[str, ...] = ("numpy", "pandas", "sklearn", "matplotlib", "skops")
 
 
 def require_forecast_extra() -> None:

@@ -67,6 +67,15 @@ class ChangeModel:
             random_state=params.random_state,
         )
 
+    @classmethod
+    def from_fitted(
+        cls, params: GbmParams, features: list[str], estimator: HistGradientBoostingRegressor
+    ) -> ChangeModel:
+        """A model around an already fitted estimator (read back from ``forecast_models``)."""
+        model = cls.__new__(cls)
+        model.params, model.features, model.estimator = params, list(features), estimator
+        return model
+
     def fit(self, train: pd.DataFrame) -> ChangeModel:
         """Fit on design-matrix rows that have a target change."""
         x = train[self.features].to_numpy(dtype=float)

@@ -43,11 +43,14 @@ class PredictResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    refusal: str | None = None
+    """Why the stored model was refused (these forecasts then come from the persistence baseline)."""
 
     def counts(self) -> dict[str, Any]:
         """Counts for run logs and ``--json``."""
         return {
             "model_version": self.model_version,
+            **({"model_refused": self.refusal} if self.refusal else {}),
             "written": len(self.forecasts),
             "inserted": self.inserted,
             "updated": self.updated,

@@ -22,7 +22,7 @@ from elt.forecast.features import HISTORY_HOURS
 from elt.forecast.gbm import GbmParams
 from elt.forecast.predict import PredictResult, predict_forecasts
 from elt.forecast.series import STAGING_COLLECTION, hourly_grid, read_staging, utc_hour
-from elt.forecast.store import load_latest, save_forecast
+from elt.forecast.store import load_for_predict, load_latest, save_forecast
 from elt.forecast.train import VALIDATE_WEEKS, TrainedForecast, train_forecast
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,12 @@ def latest_or_error(db: Database) -> TrainedForecast:
 def predict_project(project: Project, db: Database, at: datetime | None = None) -> PredictResult:
     """Forecast every enabled station with the newest model."""
     station_ids, timezones = project_stations(project)
-    return predict_forecasts(db, latest_or_error(db), station_ids, timezones, at=at)
+    bundle, refusal = load_for_predict(db, station_ids, timezones)
+    if bundle is None:
+        raise ForecastError("no trained forecast model in this database: run elt forecast train first")
+    result = predict_forecasts(db, bundle, station_ids, timezones, at=at)
+    result.refusal = refusal
+    return result
 
 
 @dataclass
@@ -140,13 +145,17 @@ def retrain_reason(project: Project, db: Database, bundle: TrainedForecast | Non
 def run_forecast(project: Project, db: Database, run_id: str | None = None) -> ForecastRunResult:
     """``elt run`` step: retrain when due (weekly), then predict from the last observed hour."""
     result = ForecastRunResult()
-    bundle = load_latest(db)
-    reason = retrain_reason(project, db, bundle)
+    station_ids, timezones = project_stations(project)
+    # A refused (tampered/unreadable) model is never run nor silently replaced: baseline forecasts, step fails.
+    bundle, refusal = load_for_predict(db, station_ids, timezones)
+    reason = retrain_reason(project, db, bundle) if refusal is None else None
     if reason is not None:
         log.info("training the forecast model (%s)%s", reason, f" in run {run_id}" if run_id else "")
         bundle = train_project(project, db)
         result.trained = bundle.version
     assert bundle is not None
-    station_ids, timezones = project_stations(project)
     result.predict = predict_forecasts(db, bundle, station_ids, timezones)
+    if refusal is not None:
+        result.predict.refusal = refusal
+        result.ok, result.error = False, refusal
     return result

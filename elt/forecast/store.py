@@ -3,18 +3,23 @@
 Why MongoDB rather than files under ``.elt/``: ``predict`` then works wherever the database is (a cron host,
 an Airflow worker, a container) with no shared volume, and the model travels with the data it was trained on.
 A document holds the metadata (window, features, parameters, per-series choice and validation metrics) as
-plain fields, readable with any Mongo client, and the fitted estimators as zlib-compressed pickles (a few
-hundred kB). Pickles execute code when loaded: only ``elt forecast train`` should be able to write this
-collection. The newest ``KEEP_VERSIONS`` versions are kept.
+plain fields, readable with any Mongo client, and each fitted scikit-learn estimator in the ``skops`` format
+(``model_format: skops``, a zip of JSON and numpy arrays, ~130 kB per estimator).
+
+Loading never executes code from the database: ``skops.io.loads`` builds only the types listed in
+``TRUSTED_TYPES`` (plus the scikit-learn and numpy types skops trusts by default) and refuses anything else,
+and a document in any other format (the pickles of earlier versions included) is never deserialized at all.
+A refused or unreadable model raises ``ModelRefused``; ``load_for_predict`` then returns a persistence
+(baseline) forecast so predictions go on, and the caller reports the refusal. The newest ``KEEP_VERSIONS``
+versions are kept.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
-import zlib
+import zipfile
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import sklearn
@@ -23,8 +28,9 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 
 from elt.errors import ForecastError
+from elt.forecast import HORIZONS, POLLUTANTS
 from elt.forecast.baselines import Blend
-from elt.forecast.gbm import GbmParams
+from elt.forecast.gbm import ChangeModel, GbmParams
 from elt.forecast.train import SeriesChoice, TrainedForecast
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,22 @@ log = logging.getLogger(__name__)
 MODELS_COLLECTION = "forecast_models"
 #: Versions kept in ``forecast_models`` (older ones are deleted after a successful save).
 KEEP_VERSIONS = 5
+#: The only storage format that is ever loaded.
+MODEL_FORMAT = "skops"
+#: Types a stored estimator may contain beyond skops' defaults (scikit-learn estimators, numpy): the fitted
+#: trees of HistGradientBoostingRegressor and the validation function it keeps a reference to. Nothing here
+#: runs code when constructed; ``functools.partial`` is loaded only if its function and arguments are trusted too.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+)
+#: The predictor every series falls back to when the stored model is refused.
+BASELINE_PREDICTOR = "persistence"
+
+
+class ModelRefused(ForecastError):
+    """A stored model that is not loaded: wrong format, untrusted types, or unreadable."""
 
 
 def _key(pollutant: str, horizon: int) -> str:
@@ -41,6 +63,19 @@ def _key(pollutant: str, horizon: int) -> str:
 def _unkey(key: str) -> tuple[str, int]:
     pollutant, horizon = key.split("|")
     return pollutant, int(horizon)
+
+
+def _dump_estimator(model: ChangeModel) -> Binary:
+    import skops.io as sio
+
+    data = sio.dumps(model.estimator, compression=zipfile.ZIP_DEFLATED)
+    untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+    if untrusted:  # would be refused when loaded: fail at training time instead
+        raise ForecastError(
+            f"the fitted estimator contains types not in elt.forecast.store.TRUSTED_TYPES: {', '.join(untrusted)} "
+            f"(scikit-learn {sklearn.__version__}); review them and add them to the list"
+        )
+    return Binary(data)
 
 
 def to_document(bundle: TrainedForecast) -> dict[str, Any]:
@@ -58,45 +93,104 @@ def to_document(bundle: TrainedForecast) -> dict[str, Any]:
         "series": [asdict(choice) for choice in bundle.choices],
         "validation": bundle.validation,
         "blends": {_key(*key): blend.to_dict() for key, blend in bundle.blends.items()},
-        "models": {
-            _key(*key): Binary(zlib.compress(pickle.dumps(model, protocol=4), 6))
-            for key, model in bundle.models.items()
-            if model is not None
-        },
+        "model_format": MODEL_FORMAT,
+        "models": {_key(*key): _dump_estimator(model) for key, model in bundle.models.items() if model is not None},
         "sklearn_version": sklearn.__version__,
     }
 
 
+def _load_estimator(model_id: Any, key: str, data: Any) -> Any:
+    """One estimator through skops with the trusted-type list; ``ModelRefused`` for anything else."""
+    import skops.io as sio
+
+    if not isinstance(data, bytes):
+        raise ModelRefused(f"forecast model {model_id}: models.{key} is {type(data).__name__}, not binary data")
+    try:
+        untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+    except Exception as exc:  # noqa: BLE001 - not a skops file at all
+        raise ModelRefused(
+            f"forecast model {model_id}: models.{key} is not a readable skops file ({type(exc).__name__})"
+        ) from None
+    if untrusted:
+        raise ModelRefused(
+            f"forecast model {model_id}: models.{key} contains untrusted types {', '.join(untrusted)[:300]}"
+        )
+    try:
+        return sio.loads(data, trusted=list(TRUSTED_TYPES))
+    except Exception as exc:  # noqa: BLE001 - any failure means the same thing: not loaded
+        raise ModelRefused(
+            f"forecast model {model_id}: models.{key} cannot be loaded: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
+
+
 def from_document(doc: dict[str, Any]) -> TrainedForecast:
-    """Inverse of ``to_document``; a ForecastError when the stored estimators cannot be loaded here."""
+    """Inverse of ``to_document``; ``ModelRefused`` when the stored model is not loaded (never executed)."""
+    model_id = doc.get("_id")
+    retrain = f" in {MODELS_COLLECTION}; it was not loaded. Retrain with: elt forecast train"
+    if doc.get("model_format") != MODEL_FORMAT:
+        found = doc.get("model_format") or "pickle (earlier versions)"
+        raise ModelRefused(
+            f"forecast model {model_id} is stored as {str(found)[:40]!r}, not {MODEL_FORMAT!r}; formats that can "
+            f"run code when read are never loaded{retrain}"
+        )
     if doc.get("sklearn_version") != sklearn.__version__:
         log.warning(
             "forecast model %s was trained with scikit-learn %s, this is %s: retrain with elt forecast train",
-            doc["_id"],
+            model_id,
             doc.get("sklearn_version"),
             sklearn.__version__,
         )
     try:
-        models = {
-            _unkey(k): pickle.loads(zlib.decompress(bytes(v))) for k, v in doc.get("models", {}).items()
-        }
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise ForecastError(
-            f"cannot load forecast model {doc['_id']} from {MODELS_COLLECTION}: {type(exc).__name__}: {exc}. "
-            "Retrain it with: elt forecast train"
+        features = {str(k): [str(f) for f in v] for k, v in dict(doc.get("features", {})).items()}
+        params = GbmParams(**doc["params"])
+        models: dict[tuple[str, int], ChangeModel] = {}
+        for key, data in dict(doc.get("models", {})).items():
+            if key not in features:
+                raise ModelRefused(f"forecast model {model_id}: models.{key} has no features list")
+            models[_unkey(key)] = ChangeModel.from_fitted(
+                params, features[key], _load_estimator(model_id, key, data)
+            )
+        return TrainedForecast(
+            version=str(doc["version"]),
+            created_at=doc["created_at"],
+            trained_until=doc["trained_until"],
+            train_start=doc["window"]["start"],
+            params=params,
+            station_codes={str(k): int(v) for k, v in doc["station_codes"].items()},
+            timezones={str(k): str(v) for k, v in dict(doc.get("timezones", {})).items()},
+            models={key: models.get(key) for key in map(_unkey, doc.get("blends", {}))},
+            blends={_unkey(k): Blend.from_dict(v) for k, v in doc.get("blends", {}).items()},
+            choices=[SeriesChoice(**row) for row in doc.get("series", [])],
+            validation=dict(doc.get("validation", {})),
+        )
+    except ModelRefused as exc:
+        raise ModelRefused(f"{exc}{retrain}") from None
+    except Exception as exc:  # noqa: BLE001 - malformed metadata: refused like a malformed estimator
+        raise ModelRefused(
+            f"forecast model {model_id} is malformed ({type(exc).__name__}: {str(exc)[:200]}){retrain}"
         ) from None
+
+
+def baseline_forecast(station_ids: list[str], timezones: dict[str, str], reason: str) -> TrainedForecast:
+    """A model-free forecast: persistence for every series (what predict uses when the stored model is refused)."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    choices = [
+        SeriesChoice(station_id, pollutant, horizon, "ok", BASELINE_PREDICTOR, reason=reason)
+        for station_id in station_ids
+        for pollutant in POLLUTANTS
+        for horizon in HORIZONS
+    ]
     return TrainedForecast(
-        version=doc["version"],
-        created_at=doc["created_at"],
-        trained_until=doc["trained_until"],
-        train_start=doc["window"]["start"],
-        params=GbmParams(**doc["params"]),
-        station_codes={str(k): int(v) for k, v in doc["station_codes"].items()},
-        timezones=dict(doc.get("timezones", {})),
-        models={key: models.get(key) for key in map(_unkey, doc.get("blends", {}))},
-        blends={_unkey(k): Blend.from_dict(v) for k, v in doc.get("blends", {}).items()},
-        choices=[SeriesChoice(**row) for row in doc.get("series", [])],
-        validation=dict(doc.get("validation", {})),
+        version=f"baseline-{BASELINE_PREDICTOR}",
+        created_at=now,
+        trained_until=now,
+        train_start=now,
+        params=GbmParams(),
+        station_codes={station_id: code for code, station_id in enumerate(sorted(station_ids))},
+        timezones={s: timezones.get(s, "UTC") for s in station_ids},
+        models={},
+        blends={},
+        choices=choices,
     )
 
 
@@ -119,9 +213,25 @@ def latest_document(db: Database, metadata_only: bool = False) -> dict[str, Any]
 
 
 def load_latest(db: Database) -> TrainedForecast | None:
-    """The newest trained forecast, or None when nothing was trained yet."""
+    """The newest trained forecast, or None when nothing was trained yet (``ModelRefused`` when not loadable)."""
     doc = latest_document(db)
     return from_document(doc) if doc else None
+
+
+def load_for_predict(
+    db: Database, station_ids: list[str], timezones: dict[str, str]
+) -> tuple[TrainedForecast | None, str | None]:
+    """(model, refusal): the newest model, or the persistence baseline and why the stored model was refused.
+
+    The refusal is logged as an error here; the caller reports it (``elt forecast predict`` exits 1, the
+    forecast step of ``elt run`` fails with it) after writing the baseline forecasts.
+    """
+    try:
+        return load_latest(db), None
+    except ModelRefused as exc:
+        refusal = f"{exc}. Forecasts fell back to {BASELINE_PREDICTOR}"
+        log.error("%s", refusal)
+        return baseline_forecast(station_ids, timezones, "stored model refused"), refusal
 
 
 def trained_at(db: Database) -> datetime | None:

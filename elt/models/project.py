@@ -20,25 +20,13 @@ from elt.config import Project
 from elt.errors import ModelError
 from elt.models.graph import CycleError, Graph
 from elt.models.render import FULL_END, FULL_START, Relations, Renderer, RenderScope, expand_field_timezones
-from elt.models.safety import check_pipeline, literal_relations
+from elt.models.safety import check_pipeline, literal_relations, write_target_problem
 from elt.models.schema import ModelSpec, SourcesFile, SourceTableSpec, duration_seconds
 from elt.models.tests_spec import TestNode, build_tests
+from elt.owned import writer_of
 from elt.yamlfile import YamlProblem, describe_validation, read_yaml
 
 MODELS_DIR = "aggregations"
-#: Collections the runner or other parts of airqino-elt own; no model may be named like them.
-RESERVED_COLLECTIONS = frozenset(
-    {
-        "elt_state",
-        "elt_test_failures",
-        "raw_airqino_history",
-        "raw_airqino_rejects",
-        "load_batches",
-        "forecasts",
-    }
-)
-
-
 @dataclass
 class SourceNode:
     """A source collection (written by ``elt load``, read by models)."""
@@ -223,11 +211,13 @@ def _check_names(
         if spec.name in source_collections:
             src = source_collections[spec.name]
             problems.append(f"{display}: model '{spec.name}' would write to the source collection "
-                            f"'{src.collection}' ({src.source_name}.{src.name}); sources are written only by "
-                            "elt load. Rename the model.")  # fmt: skip
-        elif spec.name in RESERVED_COLLECTIONS or spec.name.startswith(("raw_", "__elt", "system")):
-            problems.append(f"{display}: model '{spec.name}': this collection name is reserved (raw_* for landed "
-                            "data, elt_state, load_batches, forecasts, ...); rename the model")  # fmt: skip
+                            f"'{src.collection}' ({src.source_name}.{src.name}), which only "
+                            f"{writer_of(src.collection)} writes. Rename the model.")  # fmt: skip
+            continue
+        reserved = write_target_problem(spec.name)
+        if reserved:
+            problems.append(f"{display}: model '{spec.name}': this collection name is reserved: {reserved}; "
+                            "rename the model")  # fmt: skip
 
 
 def _model_node(mp: ModelProject, display: str, spec: ModelSpec, problems: list[str]) -> ModelNode | None:

@@ -1,7 +1,10 @@
 """Sandboxed rendering of model files: ``{{ ref() }}``, ``{{ source() }}``, ``{{ var() }}``, the run window.
 
 Every string of a model's YAML that contains ``{{`` or ``{%`` is a Jinja template rendered in jinja2's
-``SandboxedEnvironment`` (no attribute access to Python internals, no imports). A string that is exactly one
+``ImmutableSandboxedEnvironment`` (no attribute access to Python internals, no imports, no method that changes
+a list or mapping: ``stations``, ``station_ids`` and ``var()`` values are read-only tuples and mappings, so a
+template cannot change what the next template sees). Any failure while rendering (``range(10**7)``, a
+division by zero, a huge power) is a validation problem of that value, never a crash. A string that is exactly one
 ``{{ expression }}`` keeps the expression's native type, so ``"{{ var('max_co') }}"`` is the number 50,
 ``"{{ start }}"`` a datetime and ``"{{ stations }}"`` a list; anything else renders to text. Each call of
 ``ref``/``source`` is recorded: that is how dependencies are found, including refs inside ``$lookup``,
@@ -15,10 +18,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, Undefined
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 #: The run window used when a model is validated or fully rebuilt (no bounds).
 FULL_START = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -53,6 +57,35 @@ _TIMEZONE_OPERATORS = frozenset(
 )
 
 _MISSING = object()
+#: Largest exponent / repeated length a template may compute (``10**7`` is fine, ``10**10**10`` is refused).
+MAX_POWER_EXPONENT = 64
+MAX_REPEAT_LENGTH = 1_000_000
+
+
+def _frozen(value: Any) -> Any:
+    """A read-only copy: lists become tuples, mappings read-only mappings (recursively)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return frozenset(_frozen(v) for v in value)
+    return value
+
+
+class _ModelSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with ``**`` and ``*`` bounded so a template cannot exhaust memory or CPU."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_POWER_EXPONENT:
+            raise SecurityError(f"exponent {right} is too large (at most {MAX_POWER_EXPONENT} in a template)")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_REPEAT_LENGTH:
+                    raise SecurityError(f"repeating a value {times} times is too large for a template")
+        return super().call_binop(context, operator, left, right)
 
 
 @dataclass
@@ -86,14 +119,14 @@ class Renderer:
         self.relations = relations
         self.stations = [dict(s) for s in stations]
         self.project_vars = dict(project_vars)
-        self.env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+        self.env = _ModelSandbox(undefined=StrictUndefined, autoescape=False)
 
     # --- context functions ----------------------------------------------------------------------------------
 
     def _context(
         self, scope: RenderScope, model_vars: Mapping[str, Any], start: datetime, end: datetime
     ) -> dict:
-        variables = {**self.project_vars, **model_vars}
+        variables = _frozen({**self.project_vars, **model_vars})
 
         def ref(name: str) -> str:
             scope.refs.append(name)
@@ -141,8 +174,8 @@ class Renderer:
             "var": var,
             "start": start,
             "end": end,
-            "stations": self.stations,
-            "station_ids": [s["id"] for s in self.stations],
+            "stations": _frozen(self.stations),
+            "station_ids": tuple(s["id"] for s in self.stations),
             "station_attr": station_attr,
         }
 
@@ -187,19 +220,24 @@ class Renderer:
         except TemplateError as exc:
             scope.errors.append(f"{where or 'value'}: template error in {text!r}: {exc}")
             return None
+        except (ArithmeticError, ValueError, TypeError, LookupError, MemoryError, RecursionError) as exc:
+            scope.errors.append(f"{where or 'value'}: template {text!r} failed: {type(exc).__name__}: {exc}")
+            return None
         for i in range(before, len(scope.errors)):
             scope.errors[i] = f"{where or 'value'}: {scope.errors[i]}"
         return result
 
 
 def _native(value: Any) -> Any:
-    """Jinja values as plain Python: undefined raises, tuples become lists."""
+    """Jinja values as plain Python: undefined raises, tuples become lists, read-only mappings dicts."""
     if isinstance(value, tuple):
         return [_native(v) for v in value]
     if isinstance(value, list):
         return [_native(v) for v in value]
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: _native(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return [_native(v) for v in sorted(value, key=repr)]
     if isinstance(value, Undefined):
         str(value)  # StrictUndefined raises UndefinedError naming the variable
     return value

@@ -4,6 +4,9 @@ A model only reads: the runner alone writes its result. So ``$out``/``$merge`` a
 pipeline (sub-pipelines included), server-side JavaScript (``$where``, ``$function``, ``$accumulator``) is
 refused, every stage must be a known aggregation stage, and every collection a stage reads (``$lookup``,
 ``$unionWith``, ``$graphLookup``) must be a declared relation named with ``ref()``/``source()``.
+
+Collections airqino-elt owns (``elt.owned``) are never a write target: not as a model name, not as a
+``$merge``/``$out`` target (``write_target_problem``), and the runner checks again before it writes.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from typing import Any
+
+from elt.owned import reserved_reason
 
 #: Operators that run JavaScript on the server.
 FORBIDDEN_OPERATORS = {
@@ -52,6 +57,23 @@ KNOWN_STAGES = frozenset(
         "$unwind",
     ]
 )
+
+
+def write_target_problem(name: Any) -> str | None:
+    """Why a model may not write collection ``name`` (None when it may): owned, reserved or not a name."""
+    if not isinstance(name, str) or not name:
+        return f"a collection name must be a non-empty string, got {type(name).__name__} {name!r:.60}"
+    if "$" in name or "\x00" in name:
+        return f"'{name}' is not a valid collection name"
+    return reserved_reason(name)
+
+
+def _write_target(body: Any) -> Any:
+    """The collection a ``$merge``/``$out`` stage body writes (a string, or the ``coll``/``into`` of a mapping)."""
+    if isinstance(body, dict):
+        target = body.get("into", body.get("coll"))
+        return target.get("coll") if isinstance(target, dict) else target
+    return body
 
 
 def _relation_reads(stage: str, body: Any) -> list[tuple[str, Any, list[Any]]]:
@@ -108,9 +130,12 @@ def _check_stages(pipeline: Any, known_relations: set[str], where: str) -> list[
             continue
         (name, body), = stage.items()  # fmt: skip
         if name in WRITE_STAGES:
+            target = _write_target(body)
+            reserved = write_target_problem(target) if isinstance(target, str) else None
             problems.append(
                 f"{here}: {name} is not allowed in a model pipeline (the runner writes the result; "
                 "choose materialized: table or incremental instead)"
+                + (f"; and its target is reserved: {reserved}" if reserved else "")
             )
             continue
         if name not in KNOWN_STAGES:
@@ -119,7 +144,12 @@ def _check_stages(pipeline: Any, known_relations: set[str], where: str) -> list[
             problems.append(f"{here}: unknown aggregation stage '{name}'{hint}")
             continue
         for key, collection, sub_pipelines in _relation_reads(name, body):
-            if collection is not None and collection not in known_relations:
+            if collection is not None and not isinstance(collection, str):
+                problems.append(
+                    f"{here}.{key}: must be a collection name written \"{{{{ ref('model') }}}}\" or "
+                    f"\"{{{{ source('source', 'table') }}}}\", got {type(collection).__name__}"
+                )
+            elif collection is not None and collection not in known_relations:
                 problems.append(
                     f"{here}.{key}: reads '{collection}', which is not a declared relation; "
                     "name it with {{ ref('model') }} or {{ source('source', 'table') }}"
