@@ -1,19 +1,27 @@
 """Materializations: how a model's pipeline result is stored.
 
 - ``view``: a MongoDB view on the input (dropped and created again when its pipeline changed).
-- ``table``: built into a temporary collection with its indexes, then swapped in with an atomic
-  ``renameCollection(dropTarget=true)``; readers never see a half-built table. Skipped when neither the model nor
-  any parent changed since the last build.
+- ``table``: rebuilt in place, crash-safe on any server (no ``renameCollection``, which the embedded SecantusDB
+  does not do atomically): the whole result, every document stamped with this run's ``_run_id``, is ``$merge``d
+  into the model's collection on ``unique_key`` (a unique index); then the documents of earlier runs are
+  deleted; then the run checks that every key is unique and every document is from this run before it records
+  success. A crash at any instant leaves each key with either its old or its new document (never two), and the
+  state of the model unrecorded, so the next ``elt transform`` (no ``--full-refresh`` needed) rebuilds it and
+  removes whatever the crash left. Skipped when neither the model nor any parent changed since the last build.
 - ``incremental``: the first build, ``--full-refresh``, a changed definition or a fully rebuilt parent build it
   like a table; otherwise only the partitions whose input changed (see ``elt.models.intervals``) are recomputed
   and ``$merge``d on ``unique_key``. Documents whose content did not change are left untouched (their
-  ``_updated_at``/``_run_id`` stay), so downstream models see only real changes.
+  ``_updated_at``/``_run_id`` stay), so downstream models see only real changes. The interval state is written
+  only after every batch is merged and its keys verified: a crash mid-``$merge`` (which can drop a replaced
+  document on SecantusDB) is repaired by the next run recomputing the same partitions.
 
 Every document gets ``_updated_at`` (the run's start time) and ``_run_id``; ``_id`` is left to MongoDB.
+``elt.failpoint`` names the points between these steps where the crash tests kill the server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,12 +29,15 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.database import Database
-from pymongo.errors import OperationFailure
+from pymongo.errors import OperationFailure, PyMongoError
 
 from elt.errors import TransformError
+from elt.failpoint import failpoint
 from elt.models.intervals import (
+    PENDING_FULL_BUILD,
     Batch,
     changed_groups,
+    mark_full_build_pending,
     newest_value,
     partition_batches,
     read_state,
@@ -36,6 +47,7 @@ from elt.models.intervals import (
 )
 from elt.models.project import ModelNode, ModelProject
 from elt.models.render import FULL_END, FULL_START
+from elt.models.safety import write_target_problem
 
 log = logging.getLogger(__name__)
 
@@ -151,25 +163,98 @@ def build_view(db: Database, mp: ModelProject, model: ModelNode) -> Outcome:
     return Outcome("view", message=f"view created on {source}")
 
 
+def _check_target(model: ModelNode) -> None:
+    """Refuse to write a collection airqino-elt owns, whatever the caller validated before."""
+    problem = write_target_problem(model.collection)
+    if problem:
+        raise TransformError(f"{model.path}: model '{model.name}' may not write this collection: {problem}")
+
+
+#: Set by a full build's ``$merge`` on a document whose key this same run already wrote (a duplicate key in
+#: the pipeline's result); ``verify_keys`` refuses the build.
+DUPLICATE_FLAG = "_elt_duplicate_key"
+
+
+def _replace_stage(model: ModelNode, ctx: RunContext) -> dict[str, Any]:
+    """``$merge`` of a full build: every key gets this run's document (its ``_id`` kept when it existed)."""
+    replace = {"$mergeObjects": [{"_id": "$_id"}, "$$new"]}
+    flagged = {"$mergeObjects": [{"_id": "$_id"}, "$$new", {DUPLICATE_FLAG: True}]}
+    merge: dict[str, Any] = {"into": model.collection, "whenNotMatched": "insert",
+                             "whenMatched": [{"$replaceWith": {"$cond": [{"$eq": ["$_run_id", ctx.run_id]},
+                                                                         flagged, replace]}}]}  # fmt: skip
+    if model.spec.unique_key:
+        merge["on"] = model.spec.unique_key
+    return {"$merge": merge}
+
+
+def verify_keys(db: Database, model: ModelNode, query: dict[str, Any]) -> int:
+    """Documents matching ``query``; a TransformError when a ``unique_key`` value is duplicated, either as two
+    documents or as one a full build's ``$merge`` flagged. Read on the client: the same check on every server."""
+    keys = list(model.spec.unique_key or [])
+    projection = {**{k: 1 for k in keys}, DUPLICATE_FLAG: 1}
+    seen: set[tuple[str, ...]] = set()
+    duplicates: list[tuple[str, ...]] = []
+    count = 0
+    for doc in db[model.collection].find(query, projection):
+        count += 1
+        key = tuple(repr(doc.get(k)) for k in keys)
+        if doc.get(DUPLICATE_FLAG) or (keys and key in seen):
+            duplicates.append(key)
+        seen.add(key)
+    if duplicates:
+        shown = ", ".join("(" + ", ".join(key) + ")" for key in duplicates[:3])
+        raise TransformError(
+            f"{model.path}: model '{model.name}': unique_key {keys} is not unique ({len(duplicates)} duplicated, "
+            f"e.g. {shown}); not recorded as built. Fix the pipeline's grouping or the key; the next elt transform "
+            "rebuilds the model"
+        )
+    return count
+
+
+def _prepare_target(db: Database, model: ModelNode) -> None:
+    """The model's collection with its indexes, ready for ``$merge``; a view of that name is dropped first.
+
+    A collection whose keys are already duplicated (left by an older, non-atomic swap) cannot get its unique
+    index: it is emptied and rebuilt, with a warning.
+    """
+    info = next(db.list_collections(filter={"name": model.collection}), None)
+    if info and info.get("type") == "view":
+        db.drop_collection(model.collection)
+    try:
+        ensure_indexes(db, model)
+    except OperationFailure as exc:
+        if exc.code not in (11000, 11001, 12582) and "duplicate" not in str(exc).lower():
+            raise
+        log.warning("%s: duplicate unique_key values in the existing collection (an earlier crash?): "
+                    "rebuilding it from empty", model.name)  # fmt: skip
+        db[model.collection].delete_many({})
+        ensure_indexes(db, model)
+
+
 def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext) -> Outcome:
-    """Rebuild the whole model under a temporary name, index it, and swap it in atomically."""
-    tmp = f"__elt_tmp_{model.name}"
-    db.drop_collection(tmp)
-    pipeline = mp.render_pipeline(model, FULL_START, FULL_END) + _meta_stages(ctx) + [{"$out": tmp}]
+    """Rebuild the whole model in place: merge this run's result, delete earlier runs' documents, verify."""
+    _check_target(model)
+    existed = bool(db.list_collection_names(filter={"name": model.collection}))
+    _prepare_target(db, model)
+    point = f"{model.name}:full"
+    failpoint(f"{point}:start")
+    pipeline = mp.render_pipeline(model, FULL_START, FULL_END) + _meta_stages(ctx) + [_replace_stage(model, ctx)]
     try:
         _aggregate(db, mp.collection_of(model.from_id), pipeline, model)
-        try:
-            ensure_indexes(db, model, tmp)
-        except OperationFailure as exc:
-            raise TransformError(
-                f"{model.path}: model '{model.name}': unique_key {model.spec.unique_key} is not unique in the "
-                f"result ({str(exc)[:200]}); fix the pipeline's grouping or the key. The old collection is kept."
-            ) from None
-        rows = db[tmp].estimated_document_count()
-        db.client.admin.command("renameCollection", f"{db.name}.{tmp}", to=f"{db.name}.{model.collection}",
-                                dropTarget=True)  # fmt: skip
-    finally:
-        db.drop_collection(tmp)
+    except TransformError:
+        if not existed:  # a first build that failed leaves no (empty) collection behind
+            with contextlib.suppress(PyMongoError):
+                db.drop_collection(model.collection)
+        raise
+    failpoint(f"{point}:merged")
+    rows = verify_keys(db, model, {"_run_id": ctx.run_id})
+    failpoint(f"{point}:verified")
+    db[model.collection].delete_many({"_run_id": {"$ne": ctx.run_id}})
+    failpoint(f"{point}:deleted")
+    stale = db[model.collection].count_documents({"_run_id": {"$ne": ctx.run_id}})
+    if stale:
+        raise TransformError(f"{model.path}: model '{model.name}': {stale} documents of an earlier run remain after "
+                             "the rebuild; not recorded as built. Rerun elt transform")  # fmt: skip
     ctx.fully_built.add(model.unique_id)
     return Outcome("full", rows_affected=rows, message=f"{rows} documents (full build)")
 
@@ -206,6 +291,7 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     reason = _full_build_reason(db, mp, model, ctx, state)
     if reason:
         watermarks = _current_watermarks(db, mp, model, {})
+        mark_full_build_pending(db, model.unique_id, ctx.run_id, reason)
         outcome = build_full(db, mp, model, ctx)
         outcome.message = f"{outcome.message}; {reason}"
         write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
@@ -214,6 +300,7 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     watermarks = _current_watermarks(db, mp, model, previous)
     changed_secondary = [p for p in secondary if p in watermarks and watermarks[p] != previous.get(p)]
     if changed_secondary:
+        mark_full_build_pending(db, model.unique_id, ctx.run_id, "secondary input changed")
         outcome = build_full(db, mp, model, ctx)
         outcome.message += f"; {', '.join(changed_secondary)} changed (not partition-tracked)"
         write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
@@ -222,6 +309,7 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     batches, changes = _batches(db, mp, model, after) if after is not None else ([], None)
     if changes is not None:
         watermarks[model.from_id] = changes.watermark
+    _check_target(model)
     ensure_indexes(db, model)
     source = mp.collection_of(model.from_id)
     rows = 0
@@ -231,6 +319,10 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
                     + [{"$match": batch.output_filter}] + _meta_stages(ctx) + [_merge_stage(model)])  # fmt: skip
         _aggregate(db, source, pipeline, model)
         rows += db[model.collection].count_documents({**batch.output_filter, "_run_id": ctx.run_id})
+    failpoint(f"{model.name}:incremental:merged")
+    for batch in batches:  # before the state says these partitions are done
+        verify_keys(db, model, batch.output_filter)
+    failpoint(f"{model.name}:incremental:verified")
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, False)
     partitions = [p for b in batches for p in b.partitions]
     changed_docs = changes.count if changes else 0
@@ -257,6 +349,9 @@ def _full_build_reason(db: Database, mp: ModelProject, model: ModelNode, ctx: Ru
         return "no state recorded"
     if state.get("checksum") != model.checksum:
         return "model definition changed"
+    if state.get(PENDING_FULL_BUILD):
+        pending = state[PENDING_FULL_BUILD]
+        return f"completing the full build interrupted in run {pending.get('run_id')} ({pending.get('reason')})"
     rebuilt = [p for p in model.depends_on if p in ctx.fully_built]
     if rebuilt:
         return f"{', '.join(rebuilt)} was fully rebuilt"
@@ -274,6 +369,7 @@ def build_table(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContex
     unchanged = (
         not ctx.full_refresh
         and state is not None
+        and not state.get(PENDING_FULL_BUILD)
         and state.get("checksum") == model.checksum
         and not untracked
         and not any(p in ctx.fully_built for p in model.depends_on)
@@ -282,6 +378,7 @@ def build_table(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContex
     )
     if unchanged:
         return Outcome("skipped_unchanged", message="no parent changed since the last build")
+    mark_full_build_pending(db, model.unique_id, ctx.run_id, "table rebuild")
     outcome = build_full(db, mp, model, ctx)
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
     return outcome

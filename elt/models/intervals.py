@@ -21,6 +21,8 @@ from typing import Any
 from pymongo.database import Database
 
 STATE_COLLECTION = "elt_state"
+#: State field of a full build that started and has not completed (a crash or an error interrupted it).
+PENDING_FULL_BUILD = "full_build_pending"
 
 
 @dataclass
@@ -57,7 +59,17 @@ def write_state(db: Database, unique_id: str, checksum: str, watermarks: dict[st
     }
     if full_build:
         update["last_full_build_at"] = at
-    db[STATE_COLLECTION].update_one({"_id": unique_id}, {"$set": update}, upsert=True)
+    change: dict[str, Any] = {"$set": update}
+    if full_build:
+        change["$unset"] = {PENDING_FULL_BUILD: ""}
+    db[STATE_COLLECTION].update_one({"_id": unique_id}, change, upsert=True)
+
+
+def mark_full_build_pending(db: Database, unique_id: str, run_id: str, reason: str) -> None:
+    """Record that a full build of ``unique_id`` started: until one completes (``write_state`` with
+    ``full_build``), every run builds the model fully, even when the reason (a rebuilt parent) is gone."""
+    pending = {"run_id": run_id, "reason": reason}
+    db[STATE_COLLECTION].update_one({"_id": unique_id}, {"$set": {PENDING_FULL_BUILD: pending}}, upsert=True)
 
 
 def stored_watermarks(state: dict[str, Any] | None) -> dict[str, datetime | None]:
