@@ -24,7 +24,7 @@ OWNED_COLLECTIONS: dict[str, str] = {
 }
 
 #: Name prefixes reserved for landed data, the project's own bookkeeping and the server.
-RESERVED_PREFIXES: tuple[str, ...] = ("raw_", "elt_", "__elt", "system.")
+RESERVED_PREFIXES: tuple[str, ...] = ("raw_", "elt_", "__elt", "system")
 
 
 def reserved_reason(name: str) -> str | None:
