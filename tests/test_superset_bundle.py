@@ -145,3 +145,25 @@ def test_dsn_becomes_a_superset_uri_and_loses_its_password_for_the_bundle() -> N
     uri = dsn_to_sqlalchemy_uri("host=db port=5433 dbname=airqino user=superset_ro password=p@ss")
     assert uri == "postgresql+psycopg2://superset_ro:p%40ss@db:5433/airqino"
     assert without_password(uri) == "postgresql+psycopg2://superset_ro@db:5433/airqino"
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "postgresql+psycopg2://superset_ro@db:5432/airqino?password=secret",
+        "postgresql+psycopg2://superset_ro@db:5432/airqino?sslmode=require&PassWord=secret",
+        "postgresql+psycopg2://superset_ro:secret@db:5432/airqino?sslpassword=secret&sslmode=require",
+    ],
+)
+def test_a_password_in_the_query_never_reaches_the_bundle(uri: str) -> None:
+    from elt.publish.uri import has_password
+
+    with pytest.raises(ConfigError, match="must not contain a password"):
+        bundle_files(load_source(SOURCE), [], uri)
+    stripped = without_password(uri)
+    assert has_password(uri) and not has_password(stripped) and "secret" not in stripped
+    assert stripped.startswith("postgresql+psycopg2://superset_ro@db:5432/airqino")
+    if "sslmode" in uri:
+        assert "sslmode=require" in stripped
+    files = bundle_files(load_source(SOURCE), serving_tables(load_project(REPO_ROOT)), stripped)
+    assert "secret" not in str(files)

@@ -16,13 +16,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from elt.config import Project
 from elt.errors import ConfigError, PublishError
 from elt.logs import redact
 from elt.publish.superset_bundle import build_bundle
 from elt.publish.tables import serving_tables
+from elt.publish.uri import without_password
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,6 @@ def dsn_to_sqlalchemy_uri(dsn: str) -> str:
     auth = f"{user}{password}@" if user else ""
     port = f":{params['port']}" if params.get("port") else ""
     return f"postgresql+psycopg2://{auth}{params.get('host', 'localhost')}{port}/{params.get('dbname', '')}"
-
-
-def without_password(uri: str) -> str:
-    """``uri`` with its password removed (what may go into the bundle)."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{netloc}" if user else netloc))
 
 
 def superset_database_uri(project: Project, env: dict[str, str] | None = None) -> str | None:

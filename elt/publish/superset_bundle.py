@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from elt.errors import ConfigError
 from elt.publish.superset_charts import BUNDLE_VERSION, SUPPORTED_VIZ, chart_config, check_chart_references
 from elt.publish.tables import ServingTable
+from elt.publish.uri import has_password
 
 #: Superset column type of each serving column type.
 SUPERSET_TYPES = {
@@ -77,7 +77,7 @@ def load_source(root: Path) -> BundleSource:
         )
     database = _read(root / "database.yaml")
     _require(database, ("database_name", "uuid", "sqlalchemy_uri"), root / "database.yaml")
-    if urlsplit(database["sqlalchemy_uri"]).password:
+    if has_password(database["sqlalchemy_uri"]):
         raise ConfigError(f"{root / 'database.yaml'}: sqlalchemy_uri contains a password; remove it")
     datasets: dict[str, dict[str, Any]] = {}
     for path in sorted((root / "datasets").glob("*.yaml")):
@@ -257,7 +257,7 @@ def bundle_files(
     """Every file of the bundle (path inside the ZIP → YAML content)."""
     database = {key: value for key, value in source.database.items() if not key.startswith("_")}
     if database_uri is not None:
-        if urlsplit(database_uri).password:
+        if has_password(database_uri):
             raise ConfigError("the database URI written into the bundle must not contain a password")
         database["sqlalchemy_uri"] = database_uri
     database.setdefault("extra", {})
