@@ -123,6 +123,27 @@ BAD_PROJECTS = {
         GOOD_MART.format(name="tst") + "columns:\n  - name: station_id\n    tests: [not_nul]\n",
         ["model 'tst'", "unknown test 'not_nul'", "did you mean 'not_null'"],
     ),
+    "lookup_from_dict": (
+        "marts/look_dict.yml",
+        GOOD_MART.format(name="look_dict").rstrip()
+        + "\n  - $lookup: {from: {db: admin, coll: system.users}, localField: a, foreignField: b, as: r}\n",
+        ["model 'look_dict'", "$lookup.from: must be a collection name", "got dict"],
+    ),
+    "huge_range": (
+        "marts/huge.yml",
+        GOOD_MART.format(name="huge").replace("{$ne: null}", "{$in: \"{{ range(10**7) | list }}\"}"),
+        ["model 'huge'", "pipeline[0].$match.station_id.$in: template", "Range too big"],
+    ),
+    "huge_power": (
+        "marts/power.yml",
+        GOOD_MART.format(name="power").replace("{$ne: null}", "{$gt: \"{{ 10 ** 100000000 }}\"}"),
+        ["model 'power'", "exponent", "too large"],
+    ),
+    "stations_pop": (
+        "marts/pop.yml",
+        GOOD_MART.format(name="pop").replace("{$ne: null}", "{$ne: \"{{ stations.pop() }}\"}"),
+        ["model 'pop'", "template error", "pop"],
+    ),
     "cycle": (
         "marts/cycle_a.yml",
         GOOD_MART.format(name="cycle_a").replace("stg_airqino_hourly", "cycle_b"),
@@ -152,7 +173,9 @@ def test_bad_project_is_refused_with_its_message(project_dir: Path, case: str) -
         assert fragment in message, f"{fragment!r} not in:\n{message}"
 
 
-@pytest.mark.parametrize("case", ["unknown_ref", "out", "cycle", "write_to_source"])
+@pytest.mark.parametrize(
+    "case", ["unknown_ref", "out", "cycle", "write_to_source", "lookup_from_dict", "huge_range", "stations_pop"]
+)
 def test_bad_project_writes_nothing_and_exits_2(project_dir: Path, mongo_db: Database, case: str) -> None:
     expected = _write_case(project_dir, case)
     mongo_db.raw_airqino_hourly.insert_one({"_id": "x|2024-01-01T00:00Z", "station_id": "x"})
@@ -217,6 +240,22 @@ def test_sandbox_refuses_python_internals() -> None:
     scope = RenderScope()
     _renderer().render({"x": "{{ ''.__class__.__mro__[1].__subclasses__() }}"}, scope)
     assert scope.errors and "x: template error" in scope.errors[0]
+
+
+def test_templates_cannot_change_what_other_templates_see() -> None:
+    renderer = _renderer()
+    renderer.project_vars["ids"] = ["a", "b"]
+    attempts = ["{{ stations.pop() }}", "{{ stations[0].update({'id': 'x'}) }}", "{{ station_ids.append(9) }}",
+                "{{ var('ids').clear() }}", "{{ stations.__setitem__(0, 1) }}"]  # fmt: skip
+    for attempt in attempts:
+        scope = RenderScope()
+        renderer.render({"x": attempt}, scope)
+        assert scope.errors, attempt
+    scope = RenderScope()
+    value = renderer.render({"s": "{{ stations }}", "i": "{{ station_ids }}", "v": "{{ var('ids') }}"}, scope)
+    assert not scope.errors
+    assert value == {"s": [{"id": "1", "name": "ONE", "timezone": "Europe/Rome"},
+                           {"id": "2", "name": "TWO", "timezone": "UTC"}], "i": ["1", "2"], "v": ["a", "b"]}  # fmt: skip
 
 
 def test_field_timezone_becomes_a_switch_over_station_timezones() -> None:

@@ -57,7 +57,7 @@ _TIMEZONE_OPERATORS = frozenset(
 )
 
 _MISSING = object()
-#: Largest exponent / repeated length a template may compute (``10**7`` is fine, ``10**10**10`` is refused).
+#: Largest exponent / repeated length a template may compute (``10**7`` is fine, ``10**100000000`` is refused).
 MAX_POWER_EXPONENT = 64
 MAX_REPEAT_LENGTH = 1_000_000
 
