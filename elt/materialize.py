@@ -3,9 +3,8 @@
 - ``view``: a MongoDB view on the input (dropped and created again when its pipeline changed).
 - ``table``: rebuilt in place, crash-safe on any server (no ``renameCollection``, which the embedded SecantusDB
   does not do atomically): the whole result, every document stamped with this run's ``_run_id``, is ``$merge``d
-  into the model's collection on ``unique_key`` (a unique index); then the documents of earlier runs are
-  deleted; then the run checks that every key is unique and every document is from this run before it records
-  success. A crash at any instant leaves each key with either its old or its new document (never two), and the
+  into the model's collection on ``unique_key`` (a unique index); the run reads the keys back (a duplicate
+  fails the model); then the documents of earlier runs are deleted, and only then is success recorded. A crash at any instant leaves each key with either its old or its new document (never two), and the
   state of the model unrecorded, so the next ``elt transform`` (no ``--full-refresh`` needed) rebuilds it and
   removes whatever the crash left. Skipped when neither the model nor any parent changed since the last build.
 - ``incremental``: the first build, ``--full-refresh``, a changed definition or a fully rebuilt parent build it

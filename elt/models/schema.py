@@ -67,7 +67,7 @@ class ModelSpec(_Strict):
     )
     materialized: Literal["view", "table", "incremental"] = Field(
         default="table",
-        description="view: a MongoDB view; table: rebuilt under a temporary name then swapped atomically; "
+        description="view: a MongoDB view; table: rebuilt in place (merged on unique_key, earlier runs' documents then deleted); "
         "incremental: only changed partitions recomputed and $merge'd on unique_key.",
     )
     unique_key: list[str] | None = Field(
