@@ -47,8 +47,13 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
                 _deselected_heavy[name] = _deselected_heavy.get(name, 0) + 1
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    """Name what the default marker expression deselected, and the command that runs each heavy marker."""
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> Iterator[None]:
+    """Name what the default marker expression deselected, and the command that runs each heavy marker (after
+    the short test summary, so it sits right above pytest's final line)."""
+    yield
     if config.option.markexpr != DEFAULT_MARKEXPR or not _deselected_heavy:
         return
     counts = ", ".join(f"{name} ({_deselected_heavy.get(name, 0)})" for name in HEAVY_MARKERS)
