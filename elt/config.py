@@ -220,10 +220,6 @@ class Project:
 
 #: The placeholder ``.env.example`` ships for every secret (also ``changeme``, ``change_me``).
 PLACEHOLDER = re.compile(r"change[-_]?me", re.IGNORECASE)
-#: Environment variables that carry secrets or production endpoints; none may still hold the placeholder.
-SECRET_VARIABLES = (
-    "MONGO_URI", "SERVING_DSN", "AIRQINO_TOKEN", "AIRQINO_USERNAME", "AIRQINO_PASSWORD", "ELT_ALERT_WEBHOOK_URL",
-)  # fmt: skip
 
 
 def _read_secret(env: Mapping[str, str], name: str) -> str | None:
