@@ -22,7 +22,9 @@ COPY config ./config
 COPY aggregations ./aggregations
 COPY pipelines ./pipelines
 COPY docker/elt/scheduler.sh /usr/local/bin/elt-scheduler
-RUN mkdir -p target && chown -R elt:elt target && chmod 0755 /usr/local/bin/elt-scheduler
+COPY docker/elt/refuse-placeholders.sh /usr/local/bin/elt-refuse-placeholders
+RUN mkdir -p target && chown -R elt:elt target \
+    && chmod 0755 /usr/local/bin/elt-scheduler /usr/local/bin/elt-refuse-placeholders
 
 USER elt
 CMD ["elt-scheduler"]

@@ -34,6 +34,7 @@ COMMANDS = [
     "elt.commands.run:run",
     "elt.commands.schema:schema",
     "elt.commands.server:server",
+    "elt.commands.show:show",
     "elt.commands.simulate:simulate",
     "elt.commands.status:status",
     "elt.commands.test:test",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from elt.errors import ConfigError
-from elt.yamlfile import YamlProblem, describe_validation, read_yaml
+from elt.yamlfile import KeyLines, YamlProblem, describe_validation, read_yaml_with_lines
 
 CONFIG_FILE = Path("config") / "elt.yml"
 PROFILES_FILE = Path("config") / "profiles.yml"
@@ -151,6 +152,13 @@ class ProjectConfig(_Strict):
 class TargetConfig(_Strict):
     """One target of ``config/profiles.yml`` (where data is stored)."""
 
+    embedded: bool | None = Field(
+        default=None,
+        description="false: a production target, never the embedded store; elt refuses to start when no "
+        "MongoDB URI is set (MONGO_URI or mongo_uri). true or unset: the embedded store when no URI is set "
+        "(for trying and developing).",
+    )
+
     mongo_uri: SecretStr | None = Field(
         default=None,
         description="MongoDB URI without credentials (env MONGO_URI, which may carry them, overrides). "
@@ -210,32 +218,46 @@ class Project:
         raise ConfigError(f"unknown station '{station_id}': config/elt.yml defines {known}")
 
 
+#: The placeholder ``.env.example`` ships for every secret (also ``changeme``, ``change_me``).
+PLACEHOLDER = re.compile(r"change[-_]?me", re.IGNORECASE)
+
+
 def _read_secret(env: Mapping[str, str], name: str) -> str | None:
-    """Value of ``name`` from the environment, or the content of the file named by ``name_FILE``."""
-    if env.get(name):
-        return env[name]
+    """Value of ``name`` from the environment, or the content of the file named by ``name_FILE``.
+
+    A value still holding the ``change-me`` placeholder of ``.env.example`` is refused (ConfigError, exit 2).
+    """
+    value = env.get(name) or None
+    source = name
     path = env.get(f"{name}_FILE")
-    if path:
+    if value is None and path:
         try:
-            return Path(path).read_text().strip()
+            value = Path(path).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{name}_FILE={path}: cannot read the secret file ({exc.strerror})") from None
-    return None
+        source = f"{name}_FILE ({path})"
+    if value and PLACEHOLDER.search(value):
+        raise ConfigError(
+            f"{source} still holds the placeholder 'change-me' from .env.example: replace every change-me "
+            "value in .env (or the secret file) with a real one before starting"
+        )
+    return value
 
 
-def _read_yaml(path: Path, display: str) -> Any:
+def _read_yaml(path: Path, display: str) -> tuple[Any, KeyLines]:
     if not path.exists():
         raise ConfigError(
             f"{display}: file not found. Run elt from a project directory (one with config/elt.yml), "
             "or pass --project-dir / set ELT_PROJECT_DIR."
         )
     try:
-        return read_yaml(path) or {}
+        data, lines = read_yaml_with_lines(path)
     except YamlProblem as exc:
         raise ConfigError(f"{display}: {exc}") from None
+    return (data if data is not None else {}), lines
 
 
-def _validate(model: type[BaseModel], data: Any, display: str) -> Any:
+def _validate(model: type[BaseModel], data: Any, display: str, lines: KeyLines | None = None) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(
             f"{display}: expected a mapping of keys at the top level, got {type(data).__name__}"
@@ -244,7 +266,7 @@ def _validate(model: type[BaseModel], data: Any, display: str) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
-            "\n".join(f"{display}: {line}" for line in describe_validation(exc, model))
+            "\n".join(f"{display}: {line}" for line in describe_validation(exc, model, lines))
         ) from None
 
 
@@ -275,15 +297,14 @@ def load_project(
     """
     env = os.environ if env is None else env
     project_dir = Path(project_dir).resolve()
-    raw_config = _read_yaml(project_dir / CONFIG_FILE, str(CONFIG_FILE))
+    raw_config, config_lines = _read_yaml(project_dir / CONFIG_FILE, str(CONFIG_FILE))
     _refuse_secrets_in_file(raw_config)
-    config = _validate(ProjectConfig, raw_config, str(CONFIG_FILE))
+    config = _validate(ProjectConfig, raw_config, str(CONFIG_FILE), config_lines)
     profiles_path = project_dir / PROFILES_FILE
-    profiles = (
-        _validate(ProfilesConfig, _read_yaml(profiles_path, str(PROFILES_FILE)), str(PROFILES_FILE))
-        if profiles_path.exists()
-        else ProfilesConfig()
-    )
+    profiles = ProfilesConfig()
+    if profiles_path.exists():
+        raw_profiles, profiles_lines = _read_yaml(profiles_path, str(PROFILES_FILE))
+        profiles = _validate(ProfilesConfig, raw_profiles, str(PROFILES_FILE), profiles_lines)
     target_name = target or env.get("ELT_TARGET") or profiles.default_target
     if target_name not in profiles.targets:
         known = ", ".join(profiles.targets) or "(none)"
@@ -296,7 +317,15 @@ def load_project(
                 f"{PROFILES_FILE}: targets.{target_name}.{field_name}: contains a password; secrets belong in "
                 f"the environment ({'MONGO_URI' if field_name == 'mongo_uri' else 'SERVING_DSN'}) or a *_FILE"
             )
-    return Project(project_dir, _apply_env(config, env), target_name, _apply_target_env(chosen, env))
+    _read_secret(env, "ELT_ALERT_WEBHOOK_URL")  # refuses the placeholder; elt.alerts reads the value
+    resolved = _apply_target_env(chosen, env)
+    if resolved.embedded is False and resolved.mongo_uri is None:
+        raise ConfigError(
+            f"target '{target_name}' is a production target (embedded: false in {PROFILES_FILE}) but no MongoDB "
+            "URI is set: set MONGO_URI (or MONGO_URI_FILE) in the environment, e.g. in .env. elt never falls back "
+            "to the embedded store for it."
+        )
+    return Project(project_dir, _apply_env(config, env), target_name, resolved)
 
 
 def _apply_env(config: ProjectConfig, env: Mapping[str, str]) -> ProjectConfig:

@@ -19,6 +19,50 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 from tests.simulator_fixtures import *  # noqa: E402,F403 - the airqino_simulator fixture family
 
+#: Heavy markers that pyproject's ``addopts`` deselects from plain ``pytest``: marker -> (setup, command).
+#: README's "Testing" section and ``.ci/run`` give the same commands.
+HEAVY_MARKERS: dict[str, tuple[str, str]] = {
+    "e2e": ("bash scripts/ci-setup-superset.sh", ".venv/bin/python -m pytest -m e2e"),
+    "airflow": ("bash scripts/ci-setup-airflow.sh", ".venv/bin/python -m pytest -m airflow"),
+    "faults": ("", ".venv/bin/python -m pytest -m faults"),
+    "soak": ("", ".venv/bin/python -m pytest -m soak"),
+}
+#: The ``-m`` expression of pyproject's ``addopts``.
+DEFAULT_MARKEXPR = "not (e2e or airflow or faults or soak)"
+_deselected_heavy: dict[str, int] = {}
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Say up front that plain ``pytest`` leaves the heavy markers out."""
+    if config.option.markexpr != DEFAULT_MARKEXPR:
+        return None
+    return f"heavy markers deselected by default: {', '.join(HEAVY_MARKERS)} (how to run them: end of the report)"
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Count the deselected tests of each heavy marker."""
+    for item in items:
+        for name in HEAVY_MARKERS:
+            if item.get_closest_marker(name) is not None:
+                _deselected_heavy[name] = _deselected_heavy.get(name, 0) + 1
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> Iterator[None]:
+    """Name what the default marker expression deselected, and the command that runs each heavy marker (after
+    the short test summary, so it sits right above pytest's final line)."""
+    yield
+    if config.option.markexpr != DEFAULT_MARKEXPR or not _deselected_heavy:
+        return
+    counts = ", ".join(f"{name} ({_deselected_heavy.get(name, 0)})" for name in HEAVY_MARKERS)
+    terminalreporter.write_sep("=", f"deselected by default: {counts}")
+    for name, (setup, command) in HEAVY_MARKERS.items():
+        how = f"{setup} && {command}" if setup else command
+        terminalreporter.write_line(f"{name}: {_deselected_heavy.get(name, 0)} tests; run: {how}")
+    terminalreporter.write_line(".ci/run runs all of them (README, Testing)")
+
 
 @pytest.fixture(scope="session")
 def mongo_server_uri() -> Iterator[str]:

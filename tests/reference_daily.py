@@ -1,4 +1,4 @@
-"""An independent pandas implementation of the documented QC and daily rules (ARCHITECTURE.md), the test oracle.
+"""An independent pandas implementation of the documented QC and daily rules (docs/models.md), the test oracle.
 
 It shares no code with the models: runs are found by labelling islands of equal consecutive hourly values
 (``cumsum`` of run breaks) and measuring their length, where the model uses MongoDB window functions; local

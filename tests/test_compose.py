@@ -84,6 +84,7 @@ def test_compose_file_is_valid_against_the_compose_specification(compose: dict[s
         "elt",
         "mongo",
         "postgres",
+        "preflight",
         "superset",
         "superset-init",
     ]

@@ -81,21 +81,21 @@ def _bad(config_change, expected: list[str]):
 
 BAD_CASES = [
     (lambda c: c["stations"][0].update(timezone="Africa/Abidjn"),
-     ["config/elt.yml: stations.0.timezone:", "'Africa/Abidjn' is not a known IANA timezone",
+     ["config/elt.yml: line 20: stations.0.timezone:", "'Africa/Abidjn' is not a known IANA timezone",
       "Did you mean 'Africa/Abidjan'?"]),
     (lambda c: c["stations"][1].update(nmae="x"),
-     ["config/elt.yml: stations.1.nmae: unknown key; did you mean 'name'?", "allowed: id, name, timezone"]),
+     ["config/elt.yml: line 26: stations.1.nmae: unknown key; did you mean 'name'?", "allowed: id, name, timezone"]),
     (lambda c: c["source"].update(timeout_s="soon"),
-     ["config/elt.yml: source.timeout_s:", "valid number", "'soon'"]),
+     ["config/elt.yml: line 13: source.timeout_s:", "valid number", "'soon'"]),
     (lambda c: c["source"]["auth"].update(mode="oauth"),
-     ["config/elt.yml: source.auth.mode:", "'none', 'bearer' or 'password'"]),
-    (lambda c: c.update(stations=[]), ["config/elt.yml: stations:", "at least 1 item"]),
+     ["config/elt.yml: line 6: source.auth.mode:", "'none', 'bearer' or 'password'"]),
+    (lambda c: c.update(stations=[]), ["config/elt.yml: line 14: stations:", "at least 1 item"]),
     (lambda c: c["stations"][1].update(id="283164601"),
-     ["config/elt.yml: stations: station ids must be unique; repeated: 283164601"]),
-    (lambda c: c["stations"][0].pop("name"), ["config/elt.yml: stations.0.name: required key is missing"]),
-    (lambda c: c["vars"].update(stuck_hours=0), ["vars.stuck_hours must be a positive integer, got 0"]),
-    (lambda c: c["stations"][0].update(lat=95), ["config/elt.yml: stations.0.lat:", "less than or equal to 90"]),
-    (lambda c: c.update(databse="x"), ["config/elt.yml: databse: unknown key; did you mean 'database'?"]),
+     ["config/elt.yml: line 14: stations: station ids must be unique; repeated: 283164601"]),
+    (lambda c: c["stations"][0].pop("name"), ["config/elt.yml: line 15: stations.0.name: required key is missing"]),
+    (lambda c: c["vars"].update(stuck_hours=0), ["config/elt.yml: line 33: vars.stuck_hours: must be a positive integer, got 0"]),
+    (lambda c: c["stations"][0].update(lat=95), ["config/elt.yml: line 17: stations.0.lat:", "less than or equal to 90"]),
+    (lambda c: c.update(databse="x"), ["config/elt.yml: line 2: databse: unknown key; did you mean 'database'?"]),
 ]  # fmt: skip
 
 
@@ -110,6 +110,7 @@ def test_bad_config_names_file_key_and_problem_with_exit_2(
         load_project(project_dir, env={})
     for fragment in expected:
         assert fragment in str(excinfo.value)
+    assert "vars: vars." not in str(excinfo.value)  # the key path is said once
     result = CliRunner().invoke(main, ["--project-dir", str(project_dir), "server", "status"])
     assert result.exit_code == 2
     assert "Traceback" not in result.output

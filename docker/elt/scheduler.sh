@@ -3,6 +3,9 @@
 # A failed run is logged and the next hour retries (the default window reloads from the last success);
 # a run still going when the next is due makes that one exit 3 (busy) and it is simply tried an hour later.
 set -u
+# Placeholders from .env.example are refused before anything runs (exit 2, the variable named).
+refuse="$(command -v elt-refuse-placeholders || echo "$(dirname "$0")/refuse-placeholders.sh")"
+"$refuse" || exit 2
 minute="${ELT_RUN_MINUTE:-5}"
 trigger="${ELT_RUN_TRIGGER:-compose}"
 

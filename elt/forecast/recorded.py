@@ -1,6 +1,6 @@
 """Staging-shaped rows straight from a recorded ``getStationHourlyAvg`` response, for benches and tests.
 
-This applies the documented QC (ARCHITECTURE.md) in pandas so the forecast can be measured on the recorded
+This applies the documented QC (docs/models.md) in pandas so the forecast can be measured on the recorded
 real responses without a database. The production path reads ``stg_airqino_hourly`` (``series.read_staging``),
 which the transform fills with the same rules; keep the two in step.
 """

@@ -6,6 +6,7 @@ Nothing runs before the whole project validates: every problem of every file is 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ from elt.models.safety import check_pipeline, literal_relations, write_target_pr
 from elt.models.schema import ModelSpec, SourcesFile, SourceTableSpec, duration_seconds
 from elt.models.tests_spec import TestNode, build_tests
 from elt.owned import writer_of
-from elt.yamlfile import YamlProblem, describe_validation, read_yaml
+from elt.yamlfile import YamlProblem, describe_validation, read_yaml_with_lines
 
 MODELS_DIR = "aggregations"
 @dataclass
@@ -115,10 +116,11 @@ def load_models(project: Project, cli_vars: Mapping[str, Any] | None = None) -> 
     problems: list[str] = []
     model_specs: list[tuple[str, ModelSpec]] = []
     source_specs: list[tuple[str, SourcesFile]] = []
+    invalid_models: set[str] = set()
     for path in sorted([*root.rglob("*.yml"), *root.rglob("*.yaml")]):
         display = _display(path, project.project_dir)
         try:
-            data = read_yaml(path)
+            data, lines = read_yaml_with_lines(path)
         except YamlProblem as exc:
             problems.append(f"{display}: {exc}")
             continue
@@ -134,7 +136,11 @@ def load_models(project: Project, cli_vars: Mapping[str, Any] | None = None) -> 
         try:
             spec = spec_class.model_validate(data)
         except ValidationError as exc:
-            problems.extend(f"{display}: {name}{line}" for line in describe_validation(exc, spec_class))
+            for problem in describe_validation(exc, spec_class, lines):
+                line, _, rest = problem.partition(": ") if problem.startswith("line ") else ("", "", problem)
+                problems.append(f"{display}: {line + ': ' if line else ''}{name}{rest}")
+            if kind == "model" and isinstance(data.get("name"), str):
+                invalid_models.add(data["name"])
             continue
         (model_specs if kind == "model" else source_specs).append((display, spec))  # type: ignore[arg-type]
 
@@ -142,6 +148,7 @@ def load_models(project: Project, cli_vars: Mapping[str, Any] | None = None) -> 
     relations = Relations(
         models={spec.name: spec.name for _, spec in model_specs},
         sources={(n.source_name, n.name): n.collection for n in sources.values()},
+        invalid_models=frozenset(invalid_models - {spec.name for _, spec in model_specs}),
     )
     renderer = Renderer(relations, stations, project.config.vars)
     mp = ModelProject(project=project, renderer=renderer, cli_vars=dict(cli_vars or {}), sources=sources)
@@ -159,6 +166,7 @@ def load_models(project: Project, cli_vars: Mapping[str, Any] | None = None) -> 
         tests = build_tests(renderer, source.unique_id, source.path, source.spec.columns, source.spec.tests,
                             freshness=source.spec.freshness, variables=mp.cli_vars)  # fmt: skip
         _add_tests(mp, tests, problems)
+    _check_cli_vars(mp, model_specs, problems)
     parents: dict[str, list[str]] = {uid: [] for uid in sources}
     parents.update({uid: m.depends_on for uid, m in mp.models.items()})
     parents.update({uid: t.depends_on for uid, t in mp.tests.items()})
@@ -172,6 +180,17 @@ def load_models(project: Project, cli_vars: Mapping[str, Any] | None = None) -> 
     if problems:
         raise ModelError("invalid project, nothing was run:\n  - " + "\n  - ".join(problems))
     return mp
+
+
+def _check_cli_vars(mp: ModelProject, model_specs: list[tuple[str, ModelSpec]], problems: list[str]) -> None:
+    """``--vars`` may only set variables the project knows: config vars, a model's vars, or ones a model reads."""
+    known = set(mp.project.config.vars) | mp.renderer.used_vars
+    for _, spec in model_specs:
+        known |= set(spec.vars)
+    for name in sorted(set(mp.cli_vars) - known):
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        problems.append(f"--vars: unknown var '{name}'{hint} (known: {', '.join(sorted(known))})")
 
 
 def _file_kind(data: Any) -> tuple[str, type | None]:

@@ -94,6 +94,8 @@ class Relations:
 
     models: dict[str, str]
     sources: dict[tuple[str, str], str]
+    invalid_models: frozenset[str] = frozenset()
+    """Models whose own file has errors: a ref to one says so, and they still count for "did you mean"."""
 
 
 @dataclass
@@ -120,6 +122,8 @@ class Renderer:
         self.stations = [dict(s) for s in stations]
         self.project_vars = dict(project_vars)
         self.env = _ModelSandbox(undefined=StrictUndefined, autoescape=False)
+        #: Every variable name a template asked for (``--vars`` keys are checked against these).
+        self.used_vars: set[str] = set()
 
     # --- context functions ----------------------------------------------------------------------------------
 
@@ -130,8 +134,12 @@ class Renderer:
 
         def ref(name: str) -> str:
             scope.refs.append(name)
+            if name in self.relations.invalid_models:
+                scope.errors.append(f"ref '{name}': that model is invalid itself (see its errors)")
+                return f"__unknown_ref_{name}"
             if name not in self.relations.models:
-                scope.errors.append(f"unknown ref '{name}'{_suggest(name, sorted(self.relations.models))}")
+                known = sorted({*self.relations.models, *self.relations.invalid_models})
+                scope.errors.append(f"unknown ref '{name}'{_suggest(name, known)}")
                 return f"__unknown_ref_{name}"
             return self.relations.models[name]
 
@@ -147,6 +155,7 @@ class Renderer:
             return self.relations.sources[key]
 
         def var(name: str, default: Any = _MISSING) -> Any:
+            self.used_vars.add(name)
             if name in variables:
                 return variables[name]
             if default is not _MISSING:

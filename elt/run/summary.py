@@ -142,7 +142,7 @@ def where_text(server: dict[str, Any], db: Database, project: Project, demo: boo
     where.append(f"{location} ({server['uri']}), database {db.name}\n")
     where.append("  " + ", ".join(f"{name} {n}" for name, n in counts.items()) + "\n")
     flag = " --demo" if demo else ""
-    where.append(f"Next: elt status{flag}   ·   mongosh {server['uri']}{db.name}   ·   ")
+    where.append(f"Next: elt status{flag}   ·   elt show daily_sensor_averages{flag} -n 5   ·   ")
     where.append("elt server stop" if server.get("embedded") else "elt publish (SERVING_DSN) for Superset")
     return where
 
