@@ -216,13 +216,26 @@ def dashboard_config(source: BundleSource) -> dict[str, Any]:
             "controlValues": {"enableEmptyFilter": False},
             "targets": [{}],
         }
-        if filter_spec["type"] == "filter_select":
+        if filter_spec["type"] in ("filter_select", "filter_range"):
             native["targets"] = [
                 {
                     "column": {"name": filter_spec["column"]},
                     "datasetUuid": source.datasets[filter_spec["dataset"]]["uuid"],
                 }
             ]
+        if filter_spec["type"] == "filter_range" and filter_spec.get("default") is not None:
+            low, high = filter_spec["default"]
+            native["defaultDataMask"] = {
+                "extraFormData": {
+                    "filters": [
+                        {"col": filter_spec["column"], "op": ">=", "val": low},
+                        {"col": filter_spec["column"], "op": "<=", "val": high},
+                    ]
+                },
+                "filterState": {"value": [low, high], "label": f"{low} ≤ x ≤ {high}"},
+                "ownState": {},
+            }
+        if filter_spec["type"] == "filter_select":
             native["controlValues"].update(
                 {"multiSelect": filter_spec.get("multi_select", True), "defaultToFirstItem": False,
                  "inverseSelection": False, "searchAllOptions": False}
@@ -232,7 +245,7 @@ def dashboard_config(source: BundleSource) -> dict[str, Any]:
         "color_scheme": "",
         "refresh_frequency": 0,
         "expanded_slices": {},
-        "label_colors": {},
+        "label_colors": dict(spec.get("label_colors") or {}),
         "shared_label_colors": [],
         "timed_refresh_immune_slices": [],
         "cross_filters_enabled": False,
