@@ -31,7 +31,9 @@ def main(project_dir: str, hours: int) -> int:
         for back in range(hours, -1, -1):
             result = predict_project(project, store.db, at=newest - timedelta(hours=back))
             written += len(result.forecasts)
-    print(json.dumps({"issue_hours": hours + 1, "forecasts": written, "newest_final_hour": newest.isoformat()}))
+    print(
+        json.dumps({"issue_hours": hours + 1, "forecasts": written, "newest_final_hour": newest.isoformat()})
+    )
     return 0
 
 

@@ -33,8 +33,7 @@ def elt(project_dir: Path, env: dict[str, str], *args: str, timeout: float = 900
         env=env, capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, f"elt {' '.join(args)} failed: {completed.stderr[-3000:]}"
-    lines = completed.stdout.strip().splitlines()
-    return json.loads(lines[-1]) if lines else {}
+    return json.loads(completed.stdout) if completed.stdout.strip() else {}
 
 
 def make_project(base: Path, database: str) -> Path:
@@ -62,9 +61,9 @@ def build_from_recorded_data(
 
     step("load", "load", "--from-dir", str(recorded / RECORDED_SNAPSHOT))
     step("transform", "transform")
-    newest = db["stg_airqino_hourly"].find_one(
-        {"provisional": {"$ne": True}}, {"ts": 1}, sort=[("ts", -1)]
-    )["ts"]
+    newest = db["stg_airqino_hourly"].find_one({"provisional": {"$ne": True}}, {"ts": 1}, sort=[("ts", -1)])[
+        "ts"
+    ]
     # trained on what was known before the replayed hours, so their verification is out of sample
     until = newest - timedelta(hours=FORECAST_HOURS)
     step("forecast_train", "forecast", "train", "--until", until.isoformat(), "--validate-weeks", "1")

@@ -69,16 +69,16 @@ class Deployment:
 
     def daily(self, station_name: str) -> dict[str, dict[str, Any]]:
         """daily_sensor_averages of a station by day (the mart every daily chart derives from)."""
-        return {
-            d["day"]: d for d in self.db["daily_sensor_averages"].find({"station_name": station_name})
-        }
+        return {d["day"]: d for d in self.db["daily_sensor_averages"].find({"station_name": station_name})}
 
 
 def _require_setup() -> None:
     """Fail (not skip: e2e only runs when asked for) with the setup command when a piece is missing."""
     if not (superset.VENV / "bin" / "superset").is_file():
         pytest.fail(f"no Superset venv at {superset.VENV}: {SETUP_HINT}", pytrace=False)
-    if not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()) or not shutil.which("chromedriver"):
+    if not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()) or not shutil.which(
+        "chromedriver"
+    ):
         pytest.fail(f"headless Chromium (chromium, chromedriver) not installed: {SETUP_HINT}", pytrace=False)
 
 
@@ -113,7 +113,9 @@ def deployment(
     project_dir = make_project(base, database.name)
     publisher_dsn, reader_uri = _serving_database(postgres_server)
     env = superset.superset_env(base / "superset-home")
-    env.update({"MONGO_URI": mongo_server_uri, "SERVING_DSN": publisher_dsn, "SUPERSET_SERVING_URI": reader_uri})
+    env.update(
+        {"MONGO_URI": mongo_server_uri, "SERVING_DSN": publisher_dsn, "SUPERSET_SERVING_URI": reader_uri}
+    )
     for name in ("ELT_TARGET", "ELT_DATABASE"):
         env.pop(name, None)
     try:
@@ -286,7 +288,11 @@ def test_forecast_chart_puts_observed_final_hours_next_to_both_horizons(
     assert checked >= 24
     provisional = hourly.find_one({"provisional": True, "station_name": SMART189})
     if provisional is not None:  # the still-filling hour is never drawn as an observation
-        row = [r for r in rows if r["ts"] == provisional["ts"].timestamp() * 1000 and r["station_name"] == SMART189]
+        row = [
+            r
+            for r in rows
+            if r["ts"] == provisional["ts"].timestamp() * 1000 and r["station_name"] == SMART189
+        ]
         assert all(r["Observed"] is None for r in row)
 
 
@@ -295,7 +301,9 @@ def test_forecast_skill_chart_shows_n_and_skill_of_the_last_seven_days(deploymen
     hourly = deployment.db["stg_airqino_hourly"]
     for horizon in (1, 2):
         errors, persistence = [], []
-        for f in deployment.db["forecasts"].find({"station_id": "283181971", "pollutant": "pm25", "horizon_h": horizon}):
+        for f in deployment.db["forecasts"].find(
+            {"station_id": "283181971", "pollutant": "pm25", "horizon_h": horizon}
+        ):
             target = hourly.find_one({"station_id": "283181971", "ts": f["target_ts"]})
             issue = hourly.find_one({"station_id": "283181971", "ts": f["issued_at"]})
             if not (target and issue) or target.get("provisional") or issue.get("provisional"):
@@ -331,7 +339,10 @@ def test_native_filters_default_to_the_last_90_days_and_spare_undated_charts(dep
     filters = {f["name"]: f for f in json.loads(dashboard["json_metadata"])["native_filter_configuration"]}
     days = filters["Days before the newest data day"]
     assert days["defaultDataMask"]["filterState"]["value"] == [0, 89]
-    undated = sorted(deployment.charts[n] for n in ("headline", "forecast_pm25", "forecast_co", "forecast_skill", "stations"))
+    undated = sorted(
+        deployment.charts[n]
+        for n in ("headline", "forecast_pm25", "forecast_co", "forecast_skill", "stations")
+    )
     assert sorted(days["scope"]["excluded"]) == sorted(filters["Date range"]["scope"]["excluded"]) == undated
 
 
