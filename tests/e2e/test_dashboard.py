@@ -98,15 +98,21 @@ def _serving_database(server: PostgresServer) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
+def superset_installed() -> None:
+    """The Superset venv and headless Chromium are there (checked before any server starts)."""
+    _require_setup()
+
+
+@pytest.fixture(scope="module")
 def deployment(
     tmp_path_factory: pytest.TempPathFactory,
     shared_data_dir: Path,
+    superset_installed: None,
     mongo_server_uri: str,
     mongo_client: MongoClient,
     postgres_server: PostgresServer,
 ) -> Iterator[Deployment]:
     """The recorded data through the whole pipeline, published, and the dashboard imported into Superset."""
-    _require_setup()
     timings: dict[str, float] = {}
     base = tmp_path_factory.mktemp("e2e")
     database = mongo_client[f"elt_e2e_{uuid.uuid4().hex[:8]}"]
@@ -145,7 +151,8 @@ def deployment(
     finally:
         server.stop()
         mongo_client.drop_database(database.name)
-        print(f"\ne2e timings (s): {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        SCREENSHOT.with_name("timings.json").write_text(json.dumps({k: round(v, 1) for k, v in timings.items()}))
 
 
 def _epoch_ms(day: str | date, hour: int = 0) -> float:
