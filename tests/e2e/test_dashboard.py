@@ -152,7 +152,9 @@ def deployment(
         server.stop()
         mongo_client.drop_database(database.name)
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        SCREENSHOT.with_name("timings.json").write_text(json.dumps({k: round(v, 1) for k, v in timings.items()}))
+        SCREENSHOT.with_name("timings.json").write_text(
+            json.dumps({k: round(v, 1) for k, v in timings.items()})
+        )
 
 
 def _epoch_ms(day: str | date, hour: int = 0) -> float:
