@@ -25,7 +25,12 @@ SOURCE = REPO_ROOT / "config" / "superset"
 def files() -> dict[str, dict]:
     """The bundle files of the repo's dashboard."""
     tables = serving_tables(load_project(REPO_ROOT))
-    return bundle_files(load_source(SOURCE), tables, "postgresql+psycopg2://superset_ro@db:5432/airqino")
+    return bundle_files(
+        load_source(SOURCE),
+        tables,
+        "postgresql+psycopg2://superset_ro@db:5432/airqino",
+        ["SMART188", "SMART189"],
+    )
 
 
 def _of(files: dict[str, dict], folder: str) -> list[dict]:
@@ -83,7 +88,9 @@ def test_every_chart_has_a_supported_viz_and_a_saved_query(files: dict[str, dict
         assert query_context["form_data"]["viz_type"] == chart["viz_type"]
 
 
-def test_line_chart_query_groups_by_day_and_station_with_incomplete_days_apart(files: dict[str, dict]) -> None:
+def test_line_chart_query_groups_by_day_and_station_with_incomplete_days_apart(
+    files: dict[str, dict],
+) -> None:
     chart = files["charts/daily_pm25.yaml"]
     query = json.loads(chart["query_context"])["queries"][0]
     assert query["columns"][0] == {
@@ -106,7 +113,8 @@ def test_native_filters_target_station_names_and_default_to_the_last_90_days(fil
     ]
     assert days["filterType"] == "filter_range" and days["targets"][0]["column"] == {"name": "days_ago"}
     assert days["defaultDataMask"]["extraFormData"]["filters"] == [
-        {"col": "days_ago", "op": ">=", "val": 0}, {"col": "days_ago", "op": "<=", "val": 89}
+        {"col": "days_ago", "op": ">=", "val": 0},
+        {"col": "days_ago", "op": "<=", "val": 89},
     ]
     undated = sorted(ids[files[f"charts/{name}.yaml"]["uuid"]] for name in
                      ("headline", "forecast_pm25", "forecast_co", "forecast_skill", "stations"))  # fmt: skip
@@ -155,3 +163,11 @@ def test_dsn_becomes_a_superset_uri_and_loses_its_password_for_the_bundle() -> N
     uri = dsn_to_sqlalchemy_uri("host=db port=5433 dbname=airqino user=superset_ro password=p@ss")
     assert uri == "postgresql+psycopg2://superset_ro:p%40ss@db:5433/airqino"
     assert without_password(uri) == "postgresql+psycopg2://superset_ro@db:5433/airqino"
+
+
+def test_each_station_keeps_its_colour_and_its_secondary_series_are_lighter(files: dict[str, dict]) -> None:
+    colours = _of(files, "dashboards/")[0]["metadata"]["label_colors"]
+    assert colours["PM2.5 complete day, SMART188"] == colours["Observed, SMART188"] == "#1F77B4"
+    assert colours["PM2.5 complete day, SMART189"] == "#FF7F0E"  # the next palette colour
+    assert colours["PM2.5 incomplete day, SMART188"] == "#A5C9E1"  # 40 % of the colour, the rest white
+    assert colours["Forecast +2 h, SMART189"] not in (colours["Forecast +1 h, SMART189"], "#FF7F0E")
