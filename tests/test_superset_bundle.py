@@ -25,16 +25,21 @@ SOURCE = REPO_ROOT / "config" / "superset"
 def files() -> dict[str, dict]:
     """The bundle files of the repo's dashboard."""
     tables = serving_tables(load_project(REPO_ROOT))
-    return bundle_files(load_source(SOURCE), tables, "postgresql+psycopg2://superset_ro@db:5432/airqino")
+    return bundle_files(
+        load_source(SOURCE),
+        tables,
+        "postgresql+psycopg2://superset_ro@db:5432/airqino",
+        ["SMART188", "SMART189"],
+    )
 
 
 def _of(files: dict[str, dict], folder: str) -> list[dict]:
     return [content for name, content in files.items() if name.startswith(folder)]
 
 
-def test_bundle_has_one_database_five_datasets_eight_charts_one_dashboard(files: dict[str, dict]) -> None:
+def test_bundle_has_one_database_six_datasets_nine_charts_one_dashboard(files: dict[str, dict]) -> None:
     assert files["metadata.yaml"]["type"] == "Dashboard" and files["metadata.yaml"]["version"] == "1.0.0"
-    assert [len(_of(files, f)) for f in ("databases/", "datasets/", "charts/", "dashboards/")] == [1, 5, 8, 1]
+    assert [len(_of(files, f)) for f in ("databases/", "datasets/", "charts/", "dashboards/")] == [1, 6, 9, 1]
 
 
 def test_files_link_only_by_existing_uuids(files: dict[str, dict]) -> None:
@@ -64,10 +69,10 @@ def test_database_has_extra_and_no_password(files: dict[str, dict]) -> None:
 
 
 def test_physical_datasets_take_their_columns_from_the_serving_tables(files: dict[str, dict]) -> None:
-    daily = next(d for d in _of(files, "datasets/") if d["table_name"] == "daily_sensor_averages")
+    daily = next(d for d in _of(files, "datasets/") if d["table_name"] == "daily_air_quality")
     columns = {c["column_name"]: c for c in daily["columns"]}
     assert columns["day"]["type"] == "DATE" and columns["day"]["is_dttm"] is True
-    assert columns["pm25_mean"]["type"] == "DOUBLE PRECISION" and columns["pm25_hours"]["type"] == "BIGINT"
+    assert columns["pm25_mean"]["type"] == "DOUBLE PRECISION" and columns["days_ago"]["type"] == "BIGINT"
     assert (
         columns["station_name"]["verbose_name"] == "Station"
     )  # from the YAML, merged into the physical column
@@ -83,31 +88,44 @@ def test_every_chart_has_a_supported_viz_and_a_saved_query(files: dict[str, dict
         assert query_context["form_data"]["viz_type"] == chart["viz_type"]
 
 
-def test_line_chart_query_groups_by_day_and_station(files: dict[str, dict]) -> None:
-    chart = next(c for c in _of(files, "charts/") if c["slice_name"] == "Daily PM2.5 per station")
+def test_line_chart_query_groups_by_day_and_station_with_incomplete_days_apart(
+    files: dict[str, dict],
+) -> None:
+    chart = files["charts/daily_pm25.yaml"]
     query = json.loads(chart["query_context"])["queries"][0]
     assert query["columns"][0] == {
         "timeGrain": "P1D", "columnType": "BASE_AXIS", "sqlExpression": "day", "label": "day", "expressionType": "SQL"
     }  # fmt: skip
-    assert query["columns"][1:] == ["station_name"] and query["metrics"] == ["pm25_daily_mean"]
+    assert query["columns"][1:] == ["station_name"]
+    assert query["metrics"] == ["PM2.5 complete day", "PM2.5 incomplete day"]
     who = chart["params"]["annotation_layers"][0]
     assert (who["annotationType"], who["value"]) == ("FORMULA", "15")
 
 
-def test_native_filters_target_station_names_and_spare_the_undated_charts(files: dict[str, dict]) -> None:
+def test_native_filters_target_station_names_and_default_to_the_last_90_days(files: dict[str, dict]) -> None:
     dashboard = _of(files, "dashboards/")[0]
     ids = {n["meta"]["uuid"]: n["meta"]["chartId"] for n in dashboard["position"].values() if isinstance(n, dict) and n.get("type") == "CHART"}  # fmt: skip
-    charts = {c["slice_name"]: c["uuid"] for c in _of(files, "charts/")}
-    station, date_range = dashboard["metadata"]["native_filter_configuration"]
+    station, days, date_range = dashboard["metadata"]["native_filter_configuration"]
     stations_dataset = next(d for d in _of(files, "datasets/") if d["table_name"] == "stations")
     assert station["filterType"] == "filter_select"
     assert station["targets"] == [
         {"column": {"name": "station_name"}, "datasetUuid": stations_dataset["uuid"]}
     ]
+    assert days["filterType"] == "filter_range" and days["targets"][0]["column"] == {"name": "days_ago"}
+    assert days["defaultDataMask"]["extraFormData"]["filters"] == [
+        {"col": "days_ago", "op": ">=", "val": 0},
+        {"col": "days_ago", "op": "<=", "val": 89},
+    ]
+    undated = sorted(ids[files[f"charts/{name}.yaml"]["uuid"]] for name in
+                     ("headline", "forecast_pm25", "forecast_co", "forecast_skill", "stations"))  # fmt: skip
     assert date_range["filterType"] == "filter_time"
-    assert sorted(date_range["scope"]["excluded"]) == sorted(
-        [ids[charts["Latest hour per station"]], ids[charts["Stations"]]]
-    )
+    assert sorted(date_range["scope"]["excluded"]) == sorted(days["scope"]["excluded"]) == undated
+
+
+def test_aqi_categories_have_the_epa_colours(files: dict[str, dict]) -> None:
+    colours = _of(files, "dashboards/")[0]["metadata"]["label_colors"]
+    assert colours["Good"] == "#00E400" and colours["Unhealthy for Sensitive Groups"] == "#FF7E00"
+    assert files["charts/aqi_categories.yaml"]["params"]["metrics"][:2] == ["Good", "Moderate"]
 
 
 def test_every_dataset_behind_the_station_filter_has_a_station_name(files: dict[str, dict]) -> None:
@@ -123,7 +141,7 @@ def test_a_chart_naming_an_unknown_column_fails_with_its_file(tmp_path: Path) ->
     chart["params"]["groupby"] = ["station"]
     chart_file.write_text(yaml.safe_dump(chart))
 
-    with pytest.raises(ConfigError, match=r"daily_co\.yaml: station not in dataset daily_sensor_averages"):
+    with pytest.raises(ConfigError, match=r"daily_co\.yaml: station not in dataset daily_air_quality"):
         build_bundle(source, tmp_path / "b.zip", serving_tables(load_project(REPO_ROOT)))
 
 
@@ -167,3 +185,11 @@ def test_a_password_in_the_query_never_reaches_the_bundle(uri: str) -> None:
         assert "sslmode=require" in stripped
     files = bundle_files(load_source(SOURCE), serving_tables(load_project(REPO_ROOT)), stripped)
     assert "secret" not in str(files)
+
+
+def test_each_station_keeps_its_colour_and_its_secondary_series_are_lighter(files: dict[str, dict]) -> None:
+    colours = _of(files, "dashboards/")[0]["metadata"]["label_colors"]
+    assert colours["PM2.5 complete day, SMART188"] == colours["Observed, SMART188"] == "#1F77B4"
+    assert colours["PM2.5 complete day, SMART189"] == "#FF7F0E"  # the next palette colour
+    assert colours["PM2.5 incomplete day, SMART188"] == "#A5C9E1"  # 40 % of the colour, the rest white
+    assert colours["Forecast +2 h, SMART189"] not in (colours["Forecast +1 h, SMART189"], "#FF7F0E")

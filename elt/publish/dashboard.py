@@ -121,6 +121,7 @@ def import_dashboard(
         project.target_dir / "superset_bundle.zip",
         serving_tables(project),
         without_password(uri) if uri else None,
+        [s.name for s in project.config.stations],
     )
     with tempfile.TemporaryFile("w+") as stderr:
         completed = subprocess.run(

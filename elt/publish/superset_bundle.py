@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -173,8 +174,34 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
-def dashboard_config(source: BundleSource) -> dict[str, Any]:
-    """The bundle file of the dashboard: grid position from ``layout``, native filters from ``filters``."""
+def _shade(colour: str, strength: float) -> str:
+    """``colour`` (#RRGGBB) mixed with white: strength 1 keeps it, lower values fade it."""
+    rgb = [int(colour.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)]
+    return "#" + "".join(f"{round(c * strength + 255 * (1 - strength)):02X}" for c in rgb)
+
+
+def label_colours(spec: dict[str, Any], stations: Sequence[str] = ()) -> dict[str, str]:
+    """Series name → colour: the fixed ``label_colors`` plus, per station, the ``station_colors`` templates.
+
+    Each station gets the next colour of the palette; every series template (e.g. "Forecast +1 h, {station}")
+    gets that colour faded by its strength, so a station keeps its hue in every chart and the secondary series
+    of a station (incomplete days, forecasts) are lighter versions of it.
+    """
+    colours = dict(spec.get("label_colors") or {})
+    station_colours = spec.get("station_colors") or {}
+    palette = station_colours.get("palette") or []
+    for index, station in enumerate(stations):
+        if not palette:
+            break
+        base = palette[index % len(palette)]
+        for template, strength in (station_colours.get("series") or {}).items():
+            colours[template.format(station=station)] = _shade(base, float(strength))
+    return colours
+
+
+def dashboard_config(source: BundleSource, stations: Sequence[str] = ()) -> dict[str, Any]:
+    """The bundle file of the dashboard: grid position from ``layout``, native filters from ``filters``,
+    series colours from ``label_colors`` and ``station_colors`` (for ``stations``, the configured names)."""
     spec = source.dashboard
     chart_ids = {name: index for index, name in enumerate(sorted(source.charts), start=1)}
     position: dict[str, Any] = {
@@ -216,13 +243,26 @@ def dashboard_config(source: BundleSource) -> dict[str, Any]:
             "controlValues": {"enableEmptyFilter": False},
             "targets": [{}],
         }
-        if filter_spec["type"] == "filter_select":
+        if filter_spec["type"] in ("filter_select", "filter_range"):
             native["targets"] = [
                 {
                     "column": {"name": filter_spec["column"]},
                     "datasetUuid": source.datasets[filter_spec["dataset"]]["uuid"],
                 }
             ]
+        if filter_spec["type"] == "filter_range" and filter_spec.get("default") is not None:
+            low, high = filter_spec["default"]
+            native["defaultDataMask"] = {
+                "extraFormData": {
+                    "filters": [
+                        {"col": filter_spec["column"], "op": ">=", "val": low},
+                        {"col": filter_spec["column"], "op": "<=", "val": high},
+                    ]
+                },
+                "filterState": {"value": [low, high], "label": f"{low} ≤ x ≤ {high}"},
+                "ownState": {},
+            }
+        if filter_spec["type"] == "filter_select":
             native["controlValues"].update(
                 {"multiSelect": filter_spec.get("multi_select", True), "defaultToFirstItem": False,
                  "inverseSelection": False, "searchAllOptions": False}
@@ -232,7 +272,7 @@ def dashboard_config(source: BundleSource) -> dict[str, Any]:
         "color_scheme": "",
         "refresh_frequency": 0,
         "expanded_slices": {},
-        "label_colors": {},
+        "label_colors": label_colours(spec, stations),
         "shared_label_colors": [],
         "timed_refresh_immune_slices": [],
         "cross_filters_enabled": False,
@@ -252,7 +292,10 @@ def dashboard_config(source: BundleSource) -> dict[str, Any]:
 
 
 def bundle_files(
-    source: BundleSource, tables: list[ServingTable], database_uri: str | None = None
+    source: BundleSource,
+    tables: list[ServingTable],
+    database_uri: str | None = None,
+    stations: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
     """Every file of the bundle (path inside the ZIP → YAML content)."""
     database = {key: value for key, value in source.database.items() if not key.startswith("_")}
@@ -277,18 +320,23 @@ def bundle_files(
         dataset_file = files[f"datasets/{db_folder}/{chart['dataset']}.yaml"]
         check_chart_references(chart, dataset_file)
         files[f"charts/{name}.yaml"] = chart_config(chart, source.datasets[chart["dataset"]])
-    files[f"dashboards/{source.dashboard['slug']}.yaml"] = dashboard_config(source)
+    files[f"dashboards/{source.dashboard['slug']}.yaml"] = dashboard_config(source, stations)
     return files
 
 
 def build_bundle(
-    root: Path, output: Path, tables: list[ServingTable], database_uri: str | None = None
+    root: Path,
+    output: Path,
+    tables: list[ServingTable],
+    database_uri: str | None = None,
+    stations: Sequence[str] = (),
 ) -> Path:
     """Write the ZIP bundle of ``root`` (``config/superset``) to ``output``; returns ``output``.
 
-    ``tables`` are the serving tables (``elt.publish.tables.serving_tables``) giving the datasets' columns.
+    ``tables`` are the serving tables (``elt.publish.tables.serving_tables``) giving the datasets' columns;
+    ``stations`` the station names of config/elt.yml (their series colours).
     """
-    files = bundle_files(load_source(root), tables, database_uri)
+    files = bundle_files(load_source(root), tables, database_uri, stations)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, content in files.items():

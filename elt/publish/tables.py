@@ -96,6 +96,12 @@ PUBLISHED: tuple[PublishSpec, ...] = (
     PublishSpec("stg_airqino_hourly", required=True, window_field="ts", window_days=30, indexes=(("ts",),)),
     PublishSpec("forecasts", window_field="target_ts", window_days=30, indexes=(("target_ts",),)),
     PublishSpec("forecast_verification", indexes=(("day",),)),
+    # the dashboard's marts (aggregations/marts/, tag dashboard); skipped until `elt transform` has built them
+    PublishSpec("daily_air_quality", indexes=(("day",),)),
+    PublishSpec("daily_valid_hours", indexes=(("day",),)),
+    PublishSpec("station_headline"),
+    PublishSpec("forecast_vs_observed_48h"),
+    PublishSpec("forecast_skill_7d"),
 )
 
 _STATION = Column("station_id", "string", "AirQino station id")

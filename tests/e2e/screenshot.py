@@ -4,7 +4,8 @@ Usage: python screenshot.py BASE_URL SLUG OUTPUT.png  (SUPERSET_USER / SUPERSET_
 
 Logs in through the real login form, opens the dashboard standalone, waits until every chart has rendered
 (no spinner left, an SVG/canvas/table in each chart) and saves a full-page PNG. Prints a JSON report: charts
-found, charts rendered, and the text of any chart showing an error. Exit 1 when a chart did not render.
+found, charts rendered, the text of any chart showing an error, and charts showing "No results". Exit 1 when a
+chart did not render, failed or is empty.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ return Array.from(document.querySelectorAll('.dashboard-component-chart-holder')
     loading: holder.querySelector('.loading, [aria-label=Loading], .ant-spin-spinning') !== null,
     rendered: chart !== null && chart.querySelector('svg, canvas, table') !== null,
     error: error ? error.innerText : null,
+    empty: /No results were returned|No data/.test(holder.innerText),
   };
 });
 """
@@ -93,9 +95,10 @@ def main(base_url: str, slug: str, output: str, timeout_s: float = 90.0) -> int:
         "rendered": sum(1 for s in states if s["rendered"] and not s["error"]),
         "errors": [s for s in states if s["error"]],
         "not_rendered": [s["name"] for s in states if not s["rendered"]],
+        "empty": [s["name"] for s in states if s["empty"]],
     }
     print(json.dumps(report))
-    return 0 if states and not report["errors"] and not report["not_rendered"] else 1
+    return 0 if states and not report["errors"] and not report["not_rendered"] and not report["empty"] else 1
 
 
 if __name__ == "__main__":

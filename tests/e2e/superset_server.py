@@ -1,6 +1,7 @@
 """A private Superset 6.1 for the e2e test: its venv, an initialised metadata database, a running server.
 
-The venv comes from ``scripts/superset_env.sh`` (idempotent, cached in ``.superset-venv``). Initialising the
+The venv is never installed here: ``scripts/ci-setup-superset.sh`` makes it (``$SUPERSET_VENV``, default
+``.superset-venv``); the e2e test fails with that command when it is missing. Initialising the
 metadata database (``db upgrade``, ``fab create-admin``, ``init``) takes about 90 s, so the result is kept as
 a template next to the venv, keyed by the Superset version and this repo's superset_config.py, and copied for
 later runs; the template holds only the admin user and roles (no database connection, no secret).
@@ -25,20 +26,6 @@ CONFIG = REPO_ROOT / "config" / "superset" / "superset_config.py"
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "e2e-admin-pw"
 SECRET_KEY = "e2e-only-secret-key-not-for-production-0123456789"
-
-
-def ensure_venv() -> str | None:
-    """Create or reuse the Superset venv; None when ready, else why it cannot be installed."""
-    try:
-        completed = subprocess.run(
-            [str(REPO_ROOT / "scripts" / "superset_env.sh"), str(VENV)],
-            capture_output=True, text=True, timeout=900, check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"installing Superset failed: {exc}"
-    if completed.returncode != 0:
-        return f"installing Superset 6.1 failed (offline?): {completed.stderr.strip()[-500:]}"
-    return None
 
 
 def superset_env(home: Path) -> dict[str, str]:
