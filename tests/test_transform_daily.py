@@ -371,3 +371,40 @@ def test_recorded_responses_through_the_real_loader(
     assert_rows_equal(collection_rows(mongo_db, "daily_sensor_averages"), expected)
     smart188 = [r for r in expected if r["station_id"] == "283164601"]
     assert sum(r["co_hours"] for r in smart188) < 0.05 * 24 * len(smart188)  # the dead CO sensor is excluded
+
+
+def test_non_numeric_co_keeps_the_rows_pm25_through_the_real_loader(
+    project_dir: Path, mongo_db: Database, tmp_path: Path
+) -> None:
+    """A bad value, not a bad row: CO "n/a" is landed verbatim and flagged non_numeric; the hour's PM2.5 counts."""
+    import json
+
+    from tests.load_helpers import ARCHIVE_END, STATIONS, run_load, write_archive
+
+    archive = write_archive(tmp_path / "archive", ARCHIVE_END, hours=48)
+    path = archive / f"{STATIONS[0]}.json"
+    payload = json.loads(path.read_text())
+    bad = next(row for row in payload["data"] if row["timestamp"] == "2024-09-08 12:00:00")
+    bad["CO"] = "n/a"
+    path.write_text(json.dumps(payload))
+    loaded = run_load(project_dir, "--from-dir", str(archive), "--fetched-at", "2024-09-09 11:05")
+    assert loaded.exit_code == 0, loaded.stderr
+    assert loaded.station(STATIONS[0])["rejected"] == 0
+    assert mongo_db.raw_airqino_rejects.count_documents({}) == 0
+    raw_row = mongo_db.raw_airqino_hourly.find_one({"_id": f"{STATIONS[0]}|2024-09-08T12:00Z"})
+    assert raw_row["co"] == "n/a" and '"CO":"n/a"' in raw_row["original_json"]
+    project = load_project(project_dir)
+    assert run_transform(project, mongo_db, select=OWN_MODELS).exit_code == 0
+    staged = mongo_db.stg_airqino_hourly.find_one({"station_id": STATIONS[0], "ts": raw_row["ts"]})
+    assert (staged["co"], staged["co_flag"], staged["pm25"], staged["pm25_valid"]) == (
+        None, "non_numeric", raw_row["pm25"], True
+    )  # fmt: skip
+    day = mongo_db.daily_sensor_averages.find_one({"station_id": STATIONS[0], "day": "2024-09-08"})
+    present = [r for r in payload["data"] if r["timestamp"].startswith("2024-09-08")]
+    assert day["pm25_hours"] == len(present)  # the "n/a" hour's PM2.5 is in the mart
+    assert day["co_hours"] == len([r for r in present if r["CO"] != "n/a" and r["CO"] >= 0])
+    raw = list(mongo_db.raw_airqino_hourly.find())
+    stations = {s.id: s.model_dump() for s in project.config.stations}
+    assert_rows_equal(
+        collection_rows(mongo_db, "daily_sensor_averages"), daily_sensor_averages(raw, stations)
+    )
