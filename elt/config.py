@@ -30,6 +30,7 @@ DEFAULT_VARS: dict[str, Any] = {
     "min_hours_per_day": 18,
     "stuck_hours": 6,
     "dead_zero_hours": 24,
+    "max_gap_hours": 6,
     "max_co": 50,
     "max_pm25": 1000,
     "max_pm10": 1000,
@@ -141,11 +142,16 @@ class ProjectConfig(_Strict):
     @field_validator("vars")
     @classmethod
     def _fill_default_vars(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key in ("min_hours_per_day", "stuck_hours", "dead_zero_hours"):
+        for key in ("min_hours_per_day", "stuck_hours", "dead_zero_hours", "max_gap_hours"):
+            least = 0 if key == "max_gap_hours" else 1
             if key in value and (
-                not isinstance(value[key], int) or isinstance(value[key], bool) or value[key] < 1
+                not isinstance(value[key], int) or isinstance(value[key], bool) or value[key] < least
             ):
-                raise ValueError(f"vars.{key} must be a positive integer, got {value[key]!r}")
+                kind = "a non-negative integer" if least == 0 else "a positive integer"
+                raise ValueError(f"vars.{key} must be {kind}, got {value[key]!r}")
+        for key in ("stuck_hours", "dead_zero_hours"):
+            if value.get(key) == 1:
+                raise ValueError(f"vars.{key} must be at least 2 (a run of one hour is not a run), got 1")
         return {**DEFAULT_VARS, **value}
 
 

@@ -1,8 +1,10 @@
 """An independent pandas implementation of the documented QC and daily rules (docs/models.md), the test oracle.
 
-It shares no code with the models: runs are found by labelling islands of equal consecutive hourly values
-(``cumsum`` of run breaks) and measuring their length, where the model uses MongoDB window functions; local
-days come from pandas' ``tz_convert``; the AQI table is typed in again from the EPA 2024 breakpoints.
+It shares no code with the models: runs are found by keeping, per station and measure, only the hours that
+carry a value (a number of a final hour), labelling islands of equal values whose hours are at most
+``max_gap_hours + 1`` apart (``cumsum`` of run breaks) and counting their members, where the model uses MongoDB
+window functions; local days come from pandas' ``tz_convert``; the AQI table is typed in again from the EPA
+2024 breakpoints.
 
 Also ``raw_document``: a raw_airqino_hourly document exactly as the load contract describes it, for tests that
 build their input by hand.
@@ -30,8 +32,9 @@ LIMITS = {
     "t": ("min_t", "out_of_range", "max_t"),
     "rh": (0, "negative", "max_rh"),
 }
-DEFAULT_VARS = {"min_hours_per_day": 18, "stuck_hours": 6, "dead_zero_hours": 24, "max_co": 50, "max_pm25": 1000,
-                "max_pm10": 1000, "who_pm25_24h": 15, "max_rh": 100, "min_t": -50, "max_t": 70}  # fmt: skip
+DEFAULT_VARS = {"min_hours_per_day": 18, "stuck_hours": 6, "dead_zero_hours": 24, "max_gap_hours": 6, "max_co": 50,
+                "max_pm25": 1000, "max_pm10": 1000, "who_pm25_24h": 15, "max_rh": 100, "min_t": -50,
+                "max_t": 70}  # fmt: skip
 #: US EPA 2024 PM2.5 breakpoints: (C_low, C_high, I_low, I_high, category).
 EPA_2024 = [
     (0.0, 9.0, 0, 50, "Good"),
@@ -93,6 +96,22 @@ def _numeric(value: Any) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+def _run_lengths(frame: pd.DataFrame, carried: pd.Series, max_gap_hours: int) -> pd.Series:
+    """Per row, the number of hours in the run of the value it carries (NaN where it carries none).
+
+    Only the rows carrying a value take part: a run continues from one of them to the next when the value is
+    equal and the hours are at most ``max_gap_hours + 1`` apart (the hours between carry nothing).
+    """
+    carrying = frame[carried.notna()].assign(_value=carried[carried.notna()])
+    by_station = carrying.groupby("station_id")
+    continues = (carrying["_value"] == by_station["_value"].shift(1)) & (
+        carrying["ts"] - by_station["ts"].shift(1) <= pd.Timedelta(hours=max_gap_hours + 1)
+    )
+    island = (~continues).groupby(carrying["station_id"]).cumsum()
+    sizes = carrying.groupby([carrying["station_id"], island])["ts"].transform("size")
+    return sizes.reindex(frame.index).astype(float)
+
+
 def staging_frame(raw: Iterable[Mapping[str, Any]], stations: Mapping[str, Mapping[str, str]],
                   vars: Mapping[str, Any] | None = None) -> pd.DataFrame:  # fmt: skip
     """Per station-hour: local day/hour, and per measure the numeric value, its flag and validity."""
@@ -111,18 +130,13 @@ def staging_frame(raw: Iterable[Mapping[str, Any]], stations: Mapping[str, Mappi
                                                                                         frame["ts"], strict=True)]  # fmt: skip
     frame["day"] = [t.strftime("%Y-%m-%d") for t in local]
     frame["hour_local"] = [t.hour for t in local]
-    previous_ts = frame.groupby("station_id")["ts"].shift(1)
-    next_hour = (frame["ts"] - previous_ts) == pd.Timedelta(hours=1)
     for m in MEASURES:
         value = frame[f"{m}__raw"].map(_numeric)
         frame[m] = value
-        runnable = value.where(~frame["provisional"])
-        prev = runnable.groupby(frame["station_id"]).shift(1)
-        continues = next_hour & runnable.notna() & (runnable == prev)
-        island = (~continues).groupby(frame["station_id"]).cumsum()
-        length = frame.groupby(["station_id", island])["ts"].transform("size")
-        dead = runnable.notna() & (runnable == 0) & (length >= v["dead_zero_hours"])
-        stuck = runnable.notna() & (runnable != 0) & (length >= v["stuck_hours"])
+        length = _run_lengths(frame, value.where(~frame["provisional"]), v["max_gap_hours"])
+        runnable = length.notna()
+        dead = runnable & (value == 0) & (length >= v["dead_zero_hours"])
+        stuck = runnable & (value != 0) & (length >= v["stuck_hours"])
         low, low_flag, high = LIMITS[m]
         low_value = v[low] if isinstance(low, str) else low
         flags = []

@@ -1,19 +1,22 @@
 """Acceptance on real data: backtest of the last 8 weeks of the recorded 2023-09 → 2024-09 API responses.
 
-Staging-equivalent values come from ``elt.forecast.recorded`` (the documented QC applied in pandas) until this
-acceptance runs through load + transform. Done when: PM2.5 skill ≥ 0.12 at +1 h and ≥ 0.20 at +2 h at each
+Staging rows come from ``elt.forecast.recorded``: the files landed in a scratch database and QC'd by the staging
+model there, the one QC implementation. Done when: PM2.5 skill ≥ 0.12 at +1 h and ≥ 0.20 at +2 h at each
 station, the model beats the persistence–climatology blend at each station and horizon, SMART189's CO is
 scored and SMART188's dead CO is reported as "no valid data".
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from pymongo import MongoClient
 from pymongo.database import Database
 
+from elt.config import Project, load_project
 from elt.forecast.backtest import BacktestResult, run_backtest
 from elt.forecast.plot import plot_backtest
 from elt.forecast.recorded import read_recorded_dir
@@ -21,14 +24,26 @@ from elt.forecast.series import hourly_grid
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.timeout(600)]
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SMART188, SMART189 = "283164601", "283181971"
 #: The recording ends 2024-09-09 10:00 (provisional); 8 weeks of origins before 2024-09-09 00:00.
 START, END = pd.Timestamp("2024-07-15"), pd.Timestamp("2024-09-09")
 
 
+def _project(directory: Path) -> Project:
+    """The repository's config and models in ``directory`` (the backtest needs its staging model)."""
+    (directory / "config").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "config" / "elt.yml", directory / "config" / "elt.yml")
+    shutil.copytree(REPO_ROOT / "aggregations", directory / "aggregations")
+    return load_project(directory, env={})
+
+
 @pytest.fixture(scope="module")
-def backtest(shared_data_dir: Path) -> BacktestResult:
-    frame = read_recorded_dir(shared_data_dir / "v3_full_response_2024-09-09")
+def backtest(
+    shared_data_dir: Path, mongo_client: MongoClient, tmp_path_factory: pytest.TempPathFactory
+) -> BacktestResult:
+    project = _project(tmp_path_factory.mktemp("backtest") / "project")
+    frame = read_recorded_dir(project, mongo_client, shared_data_dir / "v3_full_response_2024-09-09")
     result = run_backtest(hourly_grid(frame), START, END)
     print(pd.DataFrame([r.to_json() for r in result.results]).drop(columns="reason").to_string())
     print(f"backtest: {result.refits} refits in {result.seconds:.0f} s")
@@ -80,20 +95,21 @@ def test_plot_is_written(backtest: BacktestResult, tmp_path: Path) -> None:
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_pandas_qc_gives_the_same_series_as_load_and_transform(
+def test_recorded_path_gives_the_same_series_as_load_and_transform(
     project_dir: Path, mongo_db: Database, shared_data_dir: Path
 ) -> None:
-    """The acceptance above reads the recorded files with elt.forecast.recorded; the production path (elt load,
-    elt transform, then stg_airqino_hourly) must give the forecast exactly the same hourly series."""
-    from elt.config import load_project
+    """The acceptance above reads the recorded files through a scratch database; the production path (elt load,
+    elt transform, then stg_airqino_hourly in the project's database) must give the forecast exactly the same
+    hourly series."""
     from elt.forecast.run import load_grids
     from elt.transform import run_transform
     from tests.load_helpers import run_load
 
     archive = shared_data_dir / "v3_full_response_2024-09-09"
     assert run_load(project_dir, "--from-dir", str(archive)).exit_code == 0
-    assert run_transform(load_project(project_dir), mongo_db, select=["stg_airqino_hourly"]).exit_code == 0
+    project = load_project(project_dir)
+    assert run_transform(project, mongo_db, select=["stg_airqino_hourly"]).exit_code == 0
     from_database = load_grids(mongo_db, [SMART188, SMART189])
-    from_files = hourly_grid(read_recorded_dir(archive))
+    from_files = hourly_grid(read_recorded_dir(project, mongo_db.client, archive))
     for station_id in (SMART188, SMART189):
         pd.testing.assert_frame_equal(from_database[station_id], from_files[station_id], check_freq=False)

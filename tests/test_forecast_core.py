@@ -1,4 +1,4 @@
-"""The pieces under the forecast: grid, QC of recorded responses, baselines, scoring."""
+"""The pieces under the forecast: grid, recorded responses through the staging model, baselines, scoring."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pymongo.database import Database
 
+from elt.config import load_project
 from elt.forecast.backtest import _score, refit_points, series_status
 from elt.forecast.baselines import Blend
 from elt.forecast.features import design_matrix, issuable
-from elt.forecast.recorded import qc_station_rows, read_recorded_response
+from elt.forecast.recorded import read_recorded_dir
 from elt.forecast.series import hourly_grid
 
 
@@ -44,35 +46,41 @@ def test_issuable_needs_the_last_three_hours() -> None:
     assert issuable(grid, "pm25").tolist() == [False, False, False, False, False, True]
 
 
-def test_qc_of_recorded_rows_flags_like_staging() -> None:
-    ts = pd.date_range("2024-01-01", periods=40, freq="h")
-    co = [0.0] * 30 + [0.2, 0.3, -0.1, 60.0, 0.4, 0.0, 0.0, 0.5, 0.6, 0.7]
-    pm25 = [5.0] * 6 + [5.0 + i for i in range(34)]
-    rows = pd.DataFrame({"ts": ts, "co": co, "pm25": pm25})
-    rows.loc[37, "pm25"] = None
-    out = qc_station_rows(rows)
-    assert out["co_flag"].iloc[:30].eq("dead").all()  # 30 zeros in a row
-    assert out["co_flag"].iloc[32] == "negative"
-    assert out["co_flag"].iloc[33] == "out_of_range"
-    assert out["co_flag"].iloc[35:37].isna().all()  # two zeros: a valid low reading
-    assert out["pm25_flag"].iloc[:7].eq("stuck").all()  # 7 equal non-zero values (5.0 then 5.0 + 0)
-    assert out["pm25_flag"].iloc[37] == "missing"
-    assert out["pm25_flag"].iloc[39] == "provisional" and bool(out["provisional"].iloc[39])
-    assert out["pm25_valid"].sum() == 40 - 7 - 1 - 1
-
-
-def test_read_recorded_response_names_the_station_after_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "123.json"
-    data = [
-        {"timestamp": f"2024-01-01 0{h}:00:00", "CO": 0.1 * (h + 1), "PM2.5": 3.0 + h, "RH": 70.0}
-        for h in range(3)
-    ]
-    path.write_text(json.dumps({"header": {}, "data": data}))
-    frame = read_recorded_response(path)
-    assert frame["station_id"].unique().tolist() == ["123"]
-    assert frame["pm25"].tolist() == [3.0, 4.0, 5.0]
-    assert frame["pm25_valid"].tolist() == [True, True, False]
-    assert frame["t_flag"].eq("missing").all()
+def test_recorded_responses_get_their_qc_from_the_staging_model(
+    project_dir: Path, mongo_db: Database
+) -> None:
+    """The backtest-on-archives path lands the files in a scratch database and runs stg_airqino_hourly there:
+    a dead CO sensor across an outage hour is invalid, a bad value costs only itself, the newest hour is
+    provisional; the scratch database is gone afterwards and the project's database untouched."""
+    archive = project_dir.parent / "recorded"
+    archive.mkdir()
+    data = []
+    for h in range(40):
+        row: dict = {"timestamp": f"2024-01-0{1 + h // 24} {h % 24:02d}:00:00", "CO": 0.0 if h < 30 else 0.1 * h,
+                     "PM2.5": 3.0 + h, "RH": 70.0}  # fmt: skip
+        if h == 6:
+            continue  # the outage hour
+        if h == 33:
+            row["PM2.5"] = "n/a"
+        data.append(row)
+    (archive / "123.json").write_text(json.dumps({"header": {}, "data": data}))
+    client = mongo_db.client
+    before = set(client.list_database_names())
+    frame = read_recorded_dir(load_project(project_dir), client, archive)
+    assert set(client.list_database_names()) <= before  # the scratch database is dropped
+    assert "raw_airqino_hourly" not in mongo_db.list_collection_names()
+    frame = frame.sort_values("ts").reset_index(drop=True)
+    assert frame["station_id"].unique().tolist() == ["123"] and len(frame) == 39
+    assert (
+        not frame["co_valid"].iloc[:29].any()
+    )  # 29 zeros around the missing 06:00: one dead run of 29 hours
+    assert frame["co_valid"].iloc[29:38].all()
+    bad = frame[frame["ts"] == pd.Timestamp("2024-01-02 09:00", tz="UTC")].iloc[0]
+    assert not bad["pm25_valid"] and bad["co_valid"]  # PM2.5 "n/a" costs only itself
+    assert bool(frame["provisional"].iloc[-1]) and not frame["provisional"].iloc[:-1].any()
+    assert frame["t_valid"].eq(False).all()  # no T in the responses: missing
+    grid = hourly_grid(frame)["123"]
+    assert grid["co"].iloc[:30].isna().all() and grid["pm25"].notna().sum() == 39 - 1 - 1
 
 
 def test_blend_learns_the_weight_that_minimizes_absolute_error() -> None:

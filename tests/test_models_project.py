@@ -206,14 +206,17 @@ def test_shipped_project_is_valid_and_wired(project_dir: Path) -> None:
     assert mp.models["model.daily_sensor_averages"].depends_on == ["model.stg_airqino_hourly"]
     assert mp.models["model.stg_airqino_hourly"].depends_on == ["source.airqino.hourly"]
     staging = mp.models["model.stg_airqino_hourly"]
-    assert (staging.lookback_s, staging.lookahead_s) == (23 * 3600, 23 * 3600)  # max(stuck, dead) - 1 hours
+    # (max(stuck, dead) - 1) * (max_gap_hours + 1) hours: a run bridges gaps
+    assert (staging.lookback_s, staging.lookahead_s) == (23 * 7 * 3600, 23 * 7 * 3600)
     assert {t.kind for t in mp.tests.values()} >= {"unique", "not_null", "accepted_values", "accepted_range",
                                                   "relationships", "completeness", "freshness"}  # fmt: skip
 
 
 def test_lookback_follows_the_qc_vars(project_dir: Path) -> None:
     mp = load_models(load_project(project_dir), {"dead_zero_hours": 48})
-    assert mp.models["model.stg_airqino_hourly"].lookback_s == 47 * 3600
+    assert mp.models["model.stg_airqino_hourly"].lookback_s == 47 * 7 * 3600
+    mp = load_models(load_project(project_dir), {"dead_zero_hours": 48, "max_gap_hours": 0})
+    assert mp.models["model.stg_airqino_hourly"].lookback_s == 47 * 3600  # the strict rule
 
 
 def _renderer() -> Renderer:

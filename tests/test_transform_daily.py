@@ -37,6 +37,9 @@ STATIONS = [
     {"id": "A", "name": "ABIDJAN-A", "timezone": "Africa/Abidjan"},
     {"id": "B", "name": "ABIDJAN-B", "timezone": "Africa/Abidjan"},
     {"id": "R", "name": "ROME-R", "timezone": "Europe/Rome"},
+    {"id": "D", "name": "DEAD-D", "timezone": "Africa/Abidjan"},
+    {"id": "E", "name": "DEAD-E", "timezone": "Africa/Abidjan"},
+    {"id": "G", "name": "GAPS-G", "timezone": "Africa/Abidjan"},
 ]
 
 
@@ -68,9 +71,9 @@ def qc_station() -> list[dict[str, Any]]:
         if 30 <= i <= 59:
             m["co"] = 0.0  # 30 zeros across a day boundary -> dead
         if 62 <= i <= 73 or 75 <= i <= 86:
-            m["co"] = 0.0  # 12 + (missing hour 74) + 12 zeros -> the gap breaks the run: valid
+            m["co"] = 0.0  # 12 + (missing hour 74) + 12 zeros -> the gap is bridged: 24 hours, dead
         if 90 <= i <= 92 or 94 <= i <= 96:
-            m["t"] = 25.0  # 3 + (missing value at 93) + 3 equal values -> not stuck
+            m["t"] = 25.0  # 3 + (missing value at 93) + 3 equal values -> one run of 6 hours: stuck
         if i == 93:
             del m["t"]
         if i == 100:
@@ -102,6 +105,57 @@ def aqi_station() -> list[dict[str, Any]]:
     return docs
 
 
+def _busy(i: int) -> dict[str, Any]:
+    """Valid, never-repeating values for every measure at hour ``i``."""
+    return {"co": 0.4 + (i % 5) * 0.1, "pm25": 6.0 + (i % 7), "pm10": 12.0 + (i % 4), "no2": 20.0 + (i % 3),
+            "o3": 30.0 + (i % 6), "t": 27.0 + (i % 9) / 10, "rh": 70.0 + (i % 5)}  # fmt: skip
+
+
+def dead_with_outage_stations() -> list[dict[str, Any]]:
+    """Stations D and E (2024-03-01 onwards): the issue's dead CO sensor split by a one-hour outage.
+
+    D: CO 0.0 from 00:00 to 05:00, no row at 06:00, 0.0 again from 07:00 to 05:00 the next day, then values.
+    E: the same zeros, but the 06:00 row is there with CO "n/a" (and valid PM2.5), and 07:00's CO key is absent.
+    """
+    docs = []
+    for station in ("D", "E"):
+        for i, ts in enumerate(hours(utc(2024, 3, 1), 48)):
+            m = _busy(i)
+            if i <= 29:
+                m["co"] = 0.0
+            if station == "D" and i == 6:
+                continue
+            if station == "E" and i == 6:
+                m["co"] = "n/a"
+            if station == "E" and i == 7:
+                del m["co"]
+            docs.append(raw_document(station, ts, m))
+    return docs
+
+
+def gap_station() -> list[dict[str, Any]]:
+    """Station G (2024-04-01 onwards), one stretch per rule at max_gap_hours 6, dead_zero_hours 24:
+
+    0-11 CO 0.0, 12-19 no rows (8 h > 6), 20-35 0.0 -> two runs of 12 and 16 hours: valid;
+    48-59 0.0, 60-65 no rows (6 h), 66-77 0.0 -> one run of 24 hours: dead;
+    96-107 0.0, 108 CO 0.3, 109-126 0.0 -> a different value interrupts: runs of 12 and 18 hours, valid;
+    150-152 PM2.5 9.9, 153-158 PM2.5 null, 159-161 9.9 -> a run of 6 across 6 null values: stuck.
+    """
+    docs = []
+    for i, ts in enumerate(hours(utc(2024, 4, 1), 168)):
+        if 12 <= i <= 19 or 60 <= i <= 65:
+            continue
+        m: dict[str, Any] = _busy(i)
+        if i <= 35 or 48 <= i <= 77 or 96 <= i <= 126:
+            m["co"] = 0.0
+        if i == 108:
+            m["co"] = 0.3
+        if 150 <= i <= 161:
+            m["pm25"] = None if 153 <= i <= 158 else 9.9
+        docs.append(raw_document("G", ts, m))
+    return docs
+
+
 def dst_station() -> list[dict[str, Any]]:
     """Station R (Europe/Rome): every hour around the 2024 DST changes (31 March: 23 h, 27 October: 25 h)."""
     docs = []
@@ -130,7 +184,7 @@ def edge_case_db(mongo_client: MongoClient, tmp_path_factory: pytest.TempPathFac
     mongo_client.drop_database(db.name)
 
 
-EDGE_CASES = qc_station() + aqi_station() + dst_station()
+EDGE_CASES = qc_station() + aqi_station() + dst_station() + dead_with_outage_stations() + gap_station()
 
 
 def _stations_map() -> dict[str, dict[str, str]]:
@@ -181,14 +235,53 @@ def test_each_qc_rule_flags_what_the_architecture_says(edge_case_db: Database) -
     assert {_flag(mongo_db, "A", at(i), "pm25") for i in range(10, 16)} == {"stuck"}
     assert {_flag(mongo_db, "A", at(i), "pm25") for i in range(17, 22)} == {None}
     assert {_flag(mongo_db, "A", at(i), "co") for i in range(30, 60)} == {"dead"}
-    assert {_flag(mongo_db, "A", at(i), "co") for i in (*range(62, 74), *range(75, 87))} == {None}
-    assert {_flag(mongo_db, "A", at(i), "t") for i in (90, 91, 92, 94, 95, 96)} == {None}
+    assert {_flag(mongo_db, "A", at(i), "co") for i in (*range(62, 74), *range(75, 87))} == {"dead"}
+    assert {_flag(mongo_db, "A", at(i), "t") for i in (90, 91, 92, 94, 95, 96)} == {"stuck"}
     assert _flag(mongo_db, "A", at(100), "t") == "out_of_range"
     assert _flag(mongo_db, "A", at(101), "rh") == "out_of_range"
     assert _flag(mongo_db, "A", at(102), "co") == "out_of_range"
     assert _flag(mongo_db, "A", at(24 * 5 - 1), "pm25") == "provisional"
     non_numeric = mongo_db.stg_airqino_hourly.find_one({"station_id": "A", "ts": at(8)})
     assert non_numeric["co"] is None and non_numeric["co_valid"] is False
+
+
+def _flags(db: Database, station: str, measure: str, start: Any, indexes: Any) -> set[str | None]:
+    return {_flag(db, station, start + timedelta(hours=i), measure) for i in indexes}
+
+
+def test_dead_sensor_with_a_one_hour_outage_is_dead_on_both_sides(edge_case_db: Database) -> None:
+    """The issue's pattern: zeros 00:00-05:00, 06:00 missing, zeros from 07:00 on: every zero is flagged and the
+    day's CO mean is null, never 0; the same with the outage hour present but CO non-numeric / absent."""
+    mongo_db, start = edge_case_db, utc(2024, 3, 1)
+    assert _flags(mongo_db, "D", "co", start, (*range(6), *range(7, 30))) == {"dead"}
+    assert mongo_db.stg_airqino_hourly.find_one({"station_id": "D", "ts": start + timedelta(hours=6)}) is None
+    assert _flags(mongo_db, "E", "co", start, (*range(6), *range(8, 30))) == {"dead"}
+    assert _flag(mongo_db, "E", start + timedelta(hours=6), "co") == "non_numeric"
+    assert _flag(mongo_db, "E", start + timedelta(hours=7), "co") == "missing"
+    for station in ("D", "E"):
+        day = mongo_db.daily_sensor_averages.find_one({"station_id": station, "day": "2024-03-01"})
+        assert (day["co_mean"], day["co_min"], day["co_hours"], day["co_complete"]) == (None, None, 0, False)
+        assert _flags(mongo_db, station, "co", start, range(30, 48)) == {None}  # a live sensor again
+    e_day = mongo_db.daily_sensor_averages.find_one({"station_id": "E", "day": "2024-03-01"})
+    assert e_day["pm25_hours"] == 24  # the hour whose CO is "n/a" keeps its PM2.5
+
+
+def test_a_gap_longer_than_max_gap_hours_starts_a_new_run(edge_case_db: Database) -> None:
+    mongo_db, start = edge_case_db, utc(2024, 4, 1)
+    assert _flags(mongo_db, "G", "co", start, (*range(12), *range(20, 36))) == {None}  # 8-hour gap: 12 + 16
+    assert _flags(mongo_db, "G", "co", start, (*range(48, 60), *range(66, 78))) == {"dead"}  # 6-hour gap: 24
+
+
+def test_a_different_value_interrupts_a_run(edge_case_db: Database) -> None:
+    mongo_db, start = edge_case_db, utc(2024, 4, 1)
+    assert _flags(mongo_db, "G", "co", start, (*range(96, 108), *range(109, 127))) == {None}  # 12 + 18
+    assert _flag(mongo_db, "G", start + timedelta(hours=108), "co") is None
+
+
+def test_a_frozen_value_bridges_null_values(edge_case_db: Database) -> None:
+    mongo_db, start = edge_case_db, utc(2024, 4, 1)
+    assert _flags(mongo_db, "G", "pm25", start, (150, 151, 152, 159, 160, 161)) == {"stuck"}
+    assert _flags(mongo_db, "G", "pm25", start, range(153, 159)) == {"missing"}
 
 
 def test_dead_co_day_has_null_mean_not_clean_air(edge_case_db: Database) -> None:
@@ -278,3 +371,40 @@ def test_recorded_responses_through_the_real_loader(
     assert_rows_equal(collection_rows(mongo_db, "daily_sensor_averages"), expected)
     smart188 = [r for r in expected if r["station_id"] == "283164601"]
     assert sum(r["co_hours"] for r in smart188) < 0.05 * 24 * len(smart188)  # the dead CO sensor is excluded
+
+
+def test_non_numeric_co_keeps_the_rows_pm25_through_the_real_loader(
+    project_dir: Path, mongo_db: Database, tmp_path: Path
+) -> None:
+    """A bad value, not a bad row: CO "n/a" is landed verbatim and flagged non_numeric; the hour's PM2.5 counts."""
+    import json
+
+    from tests.load_helpers import ARCHIVE_END, STATIONS, run_load, write_archive
+
+    archive = write_archive(tmp_path / "archive", ARCHIVE_END, hours=48)
+    path = archive / f"{STATIONS[0]}.json"
+    payload = json.loads(path.read_text())
+    bad = next(row for row in payload["data"] if row["timestamp"] == "2024-09-08 12:00:00")
+    bad["CO"] = "n/a"
+    path.write_text(json.dumps(payload))
+    loaded = run_load(project_dir, "--from-dir", str(archive), "--fetched-at", "2024-09-09 11:05")
+    assert loaded.exit_code == 0, loaded.stderr
+    assert loaded.station(STATIONS[0])["rejected"] == 0
+    assert mongo_db.raw_airqino_rejects.count_documents({}) == 0
+    raw_row = mongo_db.raw_airqino_hourly.find_one({"_id": f"{STATIONS[0]}|2024-09-08T12:00Z"})
+    assert raw_row["co"] == "n/a" and '"CO":"n/a"' in raw_row["original_json"]
+    project = load_project(project_dir)
+    assert run_transform(project, mongo_db, select=OWN_MODELS).exit_code == 0
+    staged = mongo_db.stg_airqino_hourly.find_one({"station_id": STATIONS[0], "ts": raw_row["ts"]})
+    assert (staged["co"], staged["co_flag"], staged["pm25"], staged["pm25_valid"]) == (
+        None, "non_numeric", raw_row["pm25"], True
+    )  # fmt: skip
+    day = mongo_db.daily_sensor_averages.find_one({"station_id": STATIONS[0], "day": "2024-09-08"})
+    present = [r for r in payload["data"] if r["timestamp"].startswith("2024-09-08")]
+    assert day["pm25_hours"] == len(present)  # the "n/a" hour's PM2.5 is in the mart
+    assert day["co_hours"] == len([r for r in present if r["CO"] != "n/a" and r["CO"] >= 0])
+    raw = list(mongo_db.raw_airqino_hourly.find())
+    stations = {s.id: s.model_dump() for s in project.config.stations}
+    assert_rows_equal(
+        collection_rows(mongo_db, "daily_sensor_averages"), daily_sensor_averages(raw, stations)
+    )

@@ -191,3 +191,64 @@ def test_run_fields_are_the_only_difference_with_a_full_build(
     doc = mongo_db.daily_sensor_averages.find_one()
     assert set(RUN_FIELDS) <= set(doc)
     assert doc["_run_id"] == run_results(project_dir)["metadata"]["invocation_id"]
+
+
+def _gap_stream() -> dict[int, float]:
+    """CO of station Z by hour (absent = no row), 300 hours from 2024-05-01, max_gap_hours 6:
+
+    0-9 and 17-30 zeros around a 7-hour gap (two short runs, valid); 60-71 and 78-89 zeros around a 6-hour gap
+    (one 24-hour run, dead); 24 zeros 7 hours apart from hour 100 to 261, the hours between without a row or
+    without CO (None) (one 24-hour run, dead, spanning 161 hours = the model's lookback); every other hour a
+    changing non-zero value.
+    """
+    co: dict[int, float | None] = {i: 0.3 + (i % 7) / 10 for i in range(300)}
+    for i in (*range(10, 17), *range(72, 78), *(i for i in range(100, 262) if (i - 100) % 7 and i % 2)):
+        del co[i]
+    for i in range(100, 262):
+        if (i - 100) % 7 and i in co:
+            co[i] = None
+    for i in (*range(10), *range(17, 31), *range(60, 72), *range(78, 90), *range(100, 262, 7)):
+        co[i] = 0.0
+    return co
+
+
+def test_change_next_to_a_gap_equals_full_refresh(project_dir: Path, mongo_db: Database) -> None:
+    """Runs bridge gaps, so a change can flip flags up to the lookback away: incremental == --full-refresh."""
+    set_stations(project_dir, [{"id": "Z", "name": "ZERO", "timezone": "Africa/Abidjan"}])
+    start, first_load = utc(2024, 5, 1), utc(2024, 6, 1)
+    co = _gap_stream()
+
+    def doc(i: int, value: float | None, loaded_at: Any) -> dict[str, Any]:
+        measures = {"pm25": 5.0 + i % 9} if value is None else {"co": value, "pm25": 5.0 + i % 9}
+        return raw_document(
+            "Z", start + timedelta(hours=i), measures, provisional=(i == 299), loaded_at=loaded_at
+        )
+
+    mongo_db.raw_airqino_hourly.insert_many([doc(i, value, first_load) for i, value in sorted(co.items())])
+    project = load_project(project_dir)
+    assert run_transform(project, mongo_db, select=OWN_MODELS).exit_code == 0
+
+    def co_flags(hours_: Any) -> set[Any]:
+        found = mongo_db.stg_airqino_hourly.find({"station_id": "Z", "co": 0.0})
+        return {d["co_flag"] for d in found if int((d["ts"] - start).total_seconds() // 3600) in hours_}
+
+    assert co_flags(range(31)) == {None}
+    assert co_flags(range(60, 90)) == co_flags(range(100, 262)) == {"dead"}
+    # 1. a zero inside the 7-hour gap bridges the two short runs: 25 hours, dead
+    # 2. a non-zero value right after the 6-hour gap splits the dead run into 12 + 11 hours: valid
+    # 3. the last zero of the 161-hour run becomes 0.4: 23 hours left, valid back to hour 100
+    later = first_load + timedelta(hours=1)
+    mongo_db.raw_airqino_hourly.insert_one(doc(13, 0.0, later))
+    for i, value in ((78, 0.5), (261, 0.4)):
+        mongo_db.raw_airqino_hourly.replace_one({"_id": f"Z|{start + timedelta(hours=i):%Y-%m-%dT%H:00Z}"},
+                                                doc(i, value, later))  # fmt: skip
+    result = run_transform(project, mongo_db, select=OWN_MODELS)
+    assert result.exit_code == 0, result.error
+    staging = next(r for r in result.results if r.unique_id == "model.stg_airqino_hourly").adapter_response
+    assert staging["mode"] == "incremental"
+    assert co_flags(range(31)) == {"dead"}
+    assert co_flags(range(60, 90)) == co_flags(range(100, 262)) == {None}
+    raw = list(mongo_db.raw_airqino_hourly.find())
+    expected = daily_sensor_averages(raw, {"Z": {"name": "ZERO", "timezone": "Africa/Abidjan"}})
+    assert_rows_equal(collection_rows(mongo_db, "daily_sensor_averages"), expected)
+    assert_equals_full_refresh(project_dir, mongo_db)

@@ -39,7 +39,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def _names(obj: CliContext) -> dict[str, str]:
     try:
         return {s.id: s.name for s in obj.project().config.stations}
-    except Exception:  # noqa: BLE001 - names are cosmetic; --recorded runs work without a project
+    except Exception:  # noqa: BLE001 - names are cosmetic
         return {}
 
 
@@ -178,7 +178,8 @@ def predict(obj: CliContext, at: datetime | None, as_json: bool) -> None:
     "--recorded",
     "recorded_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Read recorded API responses (<station_id>.json) with staging QC instead of the database.",
+    help="Read recorded API responses (<station_id>.json) instead of the database; QC by the staging model "
+    "in a scratch database on the project's server.",
 )
 @click.pass_obj
 def backtest(
@@ -215,8 +216,11 @@ def backtest(
     if recorded_dir is not None:
         from elt.forecast.recorded import read_recorded_dir
 
-        grids = hourly_grid(read_recorded_dir(recorded_dir, list(stations) or None))
-        names = _names(obj) if (obj.project_dir / "config" / "elt.yml").exists() else {}
+        # QC by the project's staging model, in a scratch database on the project's server
+        with obj.store() as store:
+            frame = read_recorded_dir(obj.project(), store.db.client, recorded_dir, list(stations) or None)
+        grids = hourly_grid(frame)
+        names = _names(obj)
     else:
         from elt.forecast.run import load_grids, project_stations
 

@@ -1,103 +1,73 @@
-"""Staging-shaped rows straight from a recorded ``getStationHourlyAvg`` response, for benches and tests.
+"""Staging rows of recorded ``getStationHourlyAvg`` responses, for backtests on archives.
 
-This applies the documented QC (docs/models.md) in pandas so the forecast can be measured on the recorded
-real responses without a database. The production path reads ``stg_airqino_hourly`` (``series.read_staging``),
-which the transform fills with the same rules; keep the two in step.
+The QC rules exist once, in ``aggregations/staging/stg_airqino_hourly.yml``. To give the forecast the same
+hourly series from a folder of recorded responses (``<station_id>.json``), the archive is landed into a
+scratch database on the project's server with the loader (``elt load --from-dir``), the staging model runs
+there (``elt transform -s stg_airqino_hourly``, no artifacts written), and its rows are read back; the scratch
+database is dropped afterwards, also on error or Ctrl-C (a process killed with SIGKILL leaves an
+``elt_scratch_recorded_*`` database, safe to drop). The project's own database is never touched.
 """
 
 from __future__ import annotations
 
-import json
+import logging
+import secrets
 from pathlib import Path
 
 import pandas as pd
+from pymongo import MongoClient
 
-#: API keys → normalized measure names (the staging contract).
-SOURCE_KEYS: dict[str, str] = {
-    "CO": "co",
-    "PM2.5": "pm25",
-    "PM10": "pm10",
-    "NO2": "no2",
-    "O3": "o3",
-    "T": "t",
-    "RH": "rh",
-}
-#: Physical range per measure (the defaults of the vars ``max_co``, ``max_pm25``, ``max_pm10``, ``max_rh``,
-#: ``min_t``, ``max_t`` of config/elt.yml and aggregations/staging/stg_airqino_hourly.yml).
-DEFAULT_RANGES: dict[str, tuple[float, float]] = {
-    "co": (0.0, 50.0),
-    "pm25": (0.0, 1000.0),
-    "pm10": (0.0, 1000.0),
-    "no2": (0.0, float("inf")),
-    "o3": (0.0, float("inf")),
-    "rh": (0.0, 100.0),
-    "t": (-50.0, 70.0),
-}
+from elt.config import Project
+from elt.errors import EltError
+from elt.forecast.series import read_staging
+from elt.load.task import ArchiveSource, LoadTask
+from elt.transform import run_transform
+
+log = logging.getLogger(__name__)
+
+#: The model whose rows the forecast reads.
+STAGING_MODEL = "stg_airqino_hourly"
+#: Prefix of the scratch databases (a random suffix makes concurrent backtests independent).
+SCRATCH_PREFIX = "elt_scratch_recorded_"
 
 
-def _run_lengths(values: pd.Series, ts: pd.Series) -> pd.Series:
-    """Length of the run of equal values each row belongs to; a missing value or a missing hour breaks a run."""
-    same = values.eq(values.shift()) & values.notna() & ts.diff().eq(pd.Timedelta(hours=1))
-    run_id = (~same).cumsum()
-    return run_id.map(run_id.value_counts())
+def recorded_station_ids(directory: Path, station_ids: list[str] | None = None) -> list[str]:
+    """Station ids of the ``<station_id>.json`` files in ``directory`` (only ``station_ids`` when given)."""
+    stems = sorted(p.stem for p in Path(directory).glob("*.json"))
+    return [s for s in stems if station_ids is None or s in station_ids]
 
 
-def qc_station_rows(
-    rows: pd.DataFrame,
-    ranges: dict[str, tuple[float, float]] | None = None,
-    stuck_hours: int = 6,
-    dead_zero_hours: int = 24,
+def read_recorded_dir(
+    project: Project, client: MongoClient, directory: Path, station_ids: list[str] | None = None
 ) -> pd.DataFrame:
-    """Flag one station's raw rows (``ts`` plus raw measure columns) the way the staging model does.
+    """Staging rows (``station_id``, ``ts``, ``provisional``, each measure and ``<measure>_valid``) of every
+    ``<station_id>.json`` in ``directory`` (or only ``station_ids``), QC'd by the project's staging model in a
+    scratch database on ``client``'s server.
 
-    Returns the rows sorted by ``ts`` with, per measure ``m``: ``m`` (float or NaN), ``m_flag`` (None when valid)
-    and ``m_valid``. Precedence as in staging: missing, non_numeric, negative (below 0; for ``t`` below its
-    minimum it is out_of_range), out_of_range, provisional (the newest row), dead, stuck.
+    Raises ``EltError`` naming the file when a response cannot be landed, or the model when it fails.
     """
-    ranges = DEFAULT_RANGES if ranges is None else ranges
-    rows = rows.sort_values("ts").drop_duplicates("ts", keep="last").reset_index(drop=True)
-    out = pd.DataFrame({"ts": rows["ts"]})
-    out["provisional"] = False
-    out.loc[out.index[-1], "provisional"] = True
-    final = ~out["provisional"]
-    for measure in SOURCE_KEYS.values():
-        raw = rows[measure] if measure in rows else pd.Series([None] * len(rows), dtype=object)
-        value = pd.to_numeric(raw, errors="coerce").astype(float)
-        low, high = ranges.get(measure, (0.0, float("inf")))
-        flag = pd.Series([None] * len(rows), dtype=object)
-        flag[raw.isna()] = "missing"
-        flag[raw.notna() & value.isna()] = "non_numeric"
-        flag[flag.isna() & (value < low)] = "negative" if low == 0 else "out_of_range"
-        flag[flag.isna() & (value > high)] = "out_of_range"
-        flag[flag.isna() & ~final] = "provisional"
-        # Runs are made of numeric values of final hours; a missing hour or value breaks them.
-        runs = _run_lengths(value.where(final), rows["ts"])
-        flag[flag.isna() & (value == 0) & (runs >= dead_zero_hours)] = "dead"
-        flag[flag.isna() & (value != 0) & (runs >= stuck_hours)] = "stuck"
-        out[measure] = value
-        out[f"{measure}_flag"] = flag
-        out[f"{measure}_valid"] = flag.isna()
-    return out
-
-
-def read_recorded_response(path: Path, station_id: str | None = None) -> pd.DataFrame:
-    """Parse one recorded API response file into QC-flagged staging-shaped rows.
-
-    ``station_id`` defaults to the file name without extension (the recorded files are named by station id).
-    """
-    payload = json.loads(Path(path).read_text())
-    data = payload["data"] if isinstance(payload, dict) else payload
-    rows = pd.DataFrame(data).rename(columns=SOURCE_KEYS)
-    rows["ts"] = pd.to_datetime(rows["timestamp"], format="%Y-%m-%d %H:%M:%S")
-    frame = qc_station_rows(rows)
-    frame.insert(0, "station_id", station_id or Path(path).stem)
-    return frame
-
-
-def read_recorded_dir(directory: Path, station_ids: list[str] | None = None) -> pd.DataFrame:
-    """Staging-shaped rows for every ``<station_id>.json`` in ``directory`` (or only ``station_ids``)."""
-    paths = sorted(Path(directory).glob("*.json"))
-    if station_ids is not None:
-        paths = [p for p in paths if p.stem in station_ids]
-    frames = [read_recorded_response(p) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["station_id", "ts"])
+    stations = recorded_station_ids(directory, station_ids)
+    if not stations:
+        return pd.DataFrame(columns=["station_id", "ts"])
+    name = f"{SCRATCH_PREFIX}{secrets.token_hex(6)}"
+    db = client[name]
+    try:
+        loaded = LoadTask(db, stations, archive=ArchiveSource(Path(directory))).run()
+        failed = [s for s in loaded.stations if s.status != "ok"]
+        if failed:
+            raise EltError(
+                f"{directory}: cannot land the recorded response of station {failed[0].station_id}: "
+                f"{failed[0].error}"
+            )
+        result = run_transform(project, db, select=[STAGING_MODEL], write_artifacts=False)
+        if result.exit_code != 0:
+            raise EltError(
+                f"{directory}: model {STAGING_MODEL} failed on the recorded responses: {result.error}"
+            )
+        frame = read_staging(db, stations)
+        log.info(
+            "%d staging rows of %d recorded stations (scratch database %s)", len(frame), len(stations), name
+        )
+        return frame
+    finally:
+        client.drop_database(name)

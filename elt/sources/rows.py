@@ -8,8 +8,10 @@ nothing is dropped silently. Decisions, documented here because other parts rely
   ("timestamp not on the hour"): flooring it could merge two readings into one station-hour silently.
 - A timestamp later than the hour that contains the fetch instant is rejected ("timestamp in the future").
 - Keys are normalized (``PM2.5`` -> ``pm25``, ``T. int.`` -> ``t_int``, ``CO`` -> ``co``); known measures are
-  coerced to float (numeric strings too); a non-numeric or non-finite measure rejects the row with a reason
-  naming the key. ``null`` means "no value" like an absent key (the API omits missing values): stays absent.
+  coerced to float (numeric strings too). A bad VALUE is not a bad ROW: a non-numeric measure (``"n/a"``,
+  ``true``, a list) is kept verbatim and a non-finite one (NaN, Infinity, an integer beyond float range) is kept
+  as its text, so staging flags that value ``non_numeric`` and the row's other measures stay usable.
+  ``null`` means "no value" like an absent key (the API omits missing values): stays absent.
   Negative values are KEPT: QC happens in staging.
 - Unknown keys are kept under ``extra`` (normalized names, values verbatim) and count in the content hash.
 - Two rows with the same timestamp in one response: identical content keeps one (counted as a duplicate);
@@ -75,24 +77,28 @@ def parse_timestamp(value: Any) -> datetime:
     return parsed
 
 
-def _coerce_measure(key: str, value: Any) -> float:
+def coerce_measure(value: Any) -> Any:
+    """A measure as landed: a finite float when the value is a number (or numeric text), else the value verbatim.
+
+    Non-finite numbers (NaN, Infinity, integers beyond float range) become their text, since MongoDB would
+    store them as numbers that look valid; any value that is not a float here is flagged ``non_numeric`` in
+    staging. This never rejects: one bad value must not cost the row's other measures.
+    """
     if isinstance(value, bool):
-        raise ValueError(f"non-numeric value for {key}: {value!r}")
+        return value
     if isinstance(value, int | float):
         try:
             number = float(value)
         except OverflowError:
-            raise ValueError(f"non-finite value for {key}: {str(value)[:40]}") from None
-    elif isinstance(value, str):
+            return str(value)
+        return number if math.isfinite(number) else str(value)
+    if isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
-            raise ValueError(f"non-numeric value for {key}: {value!r}") from None
-    else:
-        raise ValueError(f"non-numeric value for {key}: {value!r}")
-    if not math.isfinite(number):
-        raise ValueError(f"non-finite value for {key}: {value!r}")
-    return number
+            return value
+        return number if math.isfinite(number) else value
+    return _storable(value)
 
 
 class HourlyRow(BaseModel):
@@ -103,8 +109,9 @@ class HourlyRow(BaseModel):
     station_id: str
     #: Aware UTC datetime, start of the hour.
     ts: datetime
-    #: Known measures under normalized names; an absent source key is absent here, never 0.
-    measures: dict[str, float]
+    #: Known measures under normalized names: floats, or the source value verbatim when it is not a finite
+    #: number (staging flags it ``non_numeric``); an absent source key is absent here, never 0.
+    measures: dict[str, Any]
     #: Unknown source keys under normalized names, values verbatim.
     extra: dict[str, Any] = {}
     #: The source row verbatim, as compact JSON text (keys like ``PM2.5`` cannot be stored as Mongo keys).
@@ -120,7 +127,7 @@ class HourlyRow(BaseModel):
     @field_validator("measures", mode="before")
     @classmethod
     def _coerce_measures(cls, value: Any) -> Any:
-        return {key: _coerce_measure(key, raw) for key, raw in value.items()}
+        return {key: coerce_measure(raw) for key, raw in value.items()}
 
     @property
     def content_hash(self) -> str:
@@ -175,7 +182,7 @@ def _storable(value: Any) -> Any:
     return value
 
 
-def content_hash(ts: datetime, measures: dict[str, float], extra: dict[str, Any]) -> str:
+def content_hash(ts: datetime, measures: dict[str, Any], extra: dict[str, Any]) -> str:
     """sha256 hex of the canonical JSON of a reading (ts as ISO UTC, keys sorted)."""
     canonical = json.dumps(
         {"ts": as_utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ"), "m": measures, "x": extra},
