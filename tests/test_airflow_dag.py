@@ -74,8 +74,8 @@ def _airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, s
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         ELT_BIN=str(ELT_BIN),
         ELT_AIRFLOW_RETRIES="0",
-        **(extra or {}),
     )
+    env.update(extra or {})
     return env
 
 
