@@ -17,6 +17,7 @@ from elt.run.task import RunTask
 from elt.simulator import AirQinoSimulator
 from elt.status import build_status
 from tests.simulator_fixtures import SIMULATOR_NOW
+from tests.test_status_alerts import Receiver, receiver  # noqa: F401 - the local webhook fixture
 
 pytest.importorskip("sklearn", reason="pip install 'airqino-elt[forecast]'")
 
@@ -73,8 +74,8 @@ def test_no_model_before_the_minimum_history_then_one_as_soon_as_it_exists(
     assert build_status(project, mongo_db, now=later).forecast_warnings == []
 
 
-def test_a_station_without_new_hours_becomes_a_forecast_warning_after_n_hours(
-    project_dir: Path, mongo_db: Database, sim: AirQinoSimulator
+def test_a_station_without_new_hours_becomes_a_forecast_warning_and_an_alert_after_n_hours(
+    project_dir: Path, mongo_db: Database, sim: AirQinoSimulator, receiver: Receiver  # noqa: F811
 ) -> None:
     project = load_project(project_dir)
     sim.window_days = 14
@@ -86,7 +87,8 @@ def test_a_station_without_new_hours_becomes_a_forecast_warning_after_n_hours(
     sim.revise_history("283181971", lambda rows, now: [r for r in rows if r["timestamp"] < silent_from])
     later = SIMULATOR_NOW + timedelta(hours=8)
     sim.set_now(later)
-    assert RunTask(project, mongo_db, steps=STEPS, now=later, alerts=False).run().ok
+    result = RunTask(project, mongo_db, steps=STEPS, now=later).run()  # alerts on: the receiver gets them
+    assert result.ok
     health = _health(mongo_db)
     for pollutant in ("co", "pm25"):
         entry = health[("283181971", pollutant)]
@@ -98,5 +100,8 @@ def test_a_station_without_new_hours_becomes_a_forecast_warning_after_n_hours(
     assert warned == {("283181971", "co"), ("283181971", "pm25")}
     assert all(w["missing_hours"] > 6 for w in report.forecast_warnings)
     assert report.as_json()["forecast_warnings"][0]["status"] == "recent_gap"
+    alert = next(b for b in receiver.bodies if b["event"] == "forecasts_missing")
+    assert {(x["station_id"], x["pollutant"]) for x in alert["series"]} == warned
+    assert "SMART189" in alert["text"] or "283181971" in alert["text"]
     # below the threshold there is no warning yet
     assert build_status(project, mongo_db, now=SIMULATOR_NOW + timedelta(hours=3)).forecast_warnings == []
