@@ -40,11 +40,13 @@ NOT_ENOUGH_HISTORY = "not_enough_history"
 
 
 def history_hours(grid: pd.DataFrame, end: pd.Timestamp) -> int:
-    """Hours from the grid's first hour with any value to ``end`` (exclusive)."""
-    seen = grid.dropna(how="all")
-    if seen.empty:
+    """Hours from the grid's first hour (the station's first staging hour) to ``end`` (exclusive).
+
+    The same measure as ``elt.forecast.run.station_history_hours``, so a station the run finds ready is never
+    found short by training (which would retrain every hour)."""
+    if grid.empty:
         return 0
-    return max(0, int((end - seen.index.min()) / pd.Timedelta(hours=1)))
+    return max(0, int((end - grid.index.min()) / pd.Timedelta(hours=1)))
 
 
 @dataclass
