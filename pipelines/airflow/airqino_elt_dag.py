@@ -9,7 +9,7 @@ database lands the whole history the API returns, and every later run lands ever
 rewrite days back included), whatever its interval.
 
 - Timetable: ``CronDataIntervalTimetable("5 * * * *", timezone="UTC")``: the run at 11:05 covers 10:05-11:05 and
-  lands the 10:00 hour, final by then (an explicit window lands the hours that ended inside it).
+  answers for the 10:00 hour, final by then (an explicit window answers for the hours that ended inside it).
 - ``max_active_runs=1``; the run lease in MongoDB also keeps cron or a manual ``elt run`` from interleaving
   (a busy step exits 3, which Airflow retries).
 - Retries with exponential backoff (2 min doubling, at most 30 min) for a slow or failing API.
