@@ -37,8 +37,9 @@ def test_status_and_test_read_the_demo_database_with_demo(project_dir: Path, mon
     code, out, _ = _elt(project_dir, "status", "--json", "--demo")
     assert code == 0
     assert json.loads(out)["database"] == demo_db.name
-    code, out, _ = _elt(project_dir, "status", "--json")
+    code, out, err = _elt(project_dir, "status", "--json")
     assert json.loads(out)["database"] == mongo_db.name
+    assert "`elt status --demo`" in err  # the live database has no run: where the demo's data is
 
     code, out, err = _elt(project_dir, "test", "--demo", "--json", "-s", "daily_sensor_averages")
     assert code in (0, 1), err

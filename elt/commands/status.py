@@ -111,6 +111,12 @@ def status(obj: CliContext, as_json: bool, demo: bool, alert: bool, check: bool)
         if delivery is not None:
             click.echo(f"alert {'sent' if delivery.sent else 'NOT sent: ' + str(delivery.error)}", err=True)
     last = report.last_run
+    if last is None and not demo:
+        from elt.run.demo import demo_hint
+
+        hint = demo_hint(project, "status")
+        if hint:
+            click.echo(f"no run in database {report.database}{hint}", err=True)
     if check and (
         report.stale_stations or (last is not None and last.get("status") in ("failed", "aborted"))
     ):
