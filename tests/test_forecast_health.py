@@ -75,7 +75,10 @@ def test_no_model_before_the_minimum_history_then_one_as_soon_as_it_exists(
 
 
 def test_a_station_without_new_hours_becomes_a_forecast_warning_and_an_alert_after_n_hours(
-    project_dir: Path, mongo_db: Database, sim: AirQinoSimulator, receiver: Receiver  # noqa: F811
+    project_dir: Path,
+    mongo_db: Database,
+    sim: AirQinoSimulator,
+    receiver: Receiver,  # noqa: F811
 ) -> None:
     project = load_project(project_dir)
     sim.window_days = 14

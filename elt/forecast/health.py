@@ -65,9 +65,11 @@ def _floor_hour(value: datetime) -> datetime:
 def _sensor_dead(db: Database, station_id: str, pollutant: str, hours: int = 3) -> bool:
     """True when one of the newest ``hours`` final staging hours of the series is flagged dead or stuck."""
     flag = f"{pollutant}_flag"
-    docs = db[STAGING_COLLECTION].find(
-        {"station_id": station_id, "provisional": {"$ne": True}}, {flag: 1}, sort=[("ts", DESCENDING)]
-    ).limit(hours)
+    docs = (
+        db[STAGING_COLLECTION]
+        .find({"station_id": station_id, "provisional": {"$ne": True}}, {flag: 1}, sort=[("ts", DESCENDING)])
+        .limit(hours)
+    )
     return any(doc.get(flag) in DEAD_FLAGS for doc in docs)
 
 

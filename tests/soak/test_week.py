@@ -240,7 +240,9 @@ def _inject(soak: Soak, k: int, now: datetime) -> None:
     if k == RESTART:
         state = read_embedded_state(soak.data_dir)
         assert state is not None and stop_embedded_server(soak.data_dir)
-        soak.faults.append(f"run {k}: embedded database server (pid {state['pid']}) stopped; the run restarts it")
+        soak.faults.append(
+            f"run {k}: embedded database server (pid {state['pid']}) stopped; the run restarts it"
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -447,25 +449,36 @@ def test_a_simulated_week_of_hourly_runs_with_faults_ends_consistent(
             published = f"comparison failed: {type(exc).__name__}: {exc}"
         summary = {
             "simulated_days": DAYS,
-            "runs": {"hourly": len(soak.runs), "killed": 1,
-                     "ok": sum(1 for _, r, _ in soak.runs if r.ok)},  # fmt: skip
+            "runs": {
+                "hourly": len(soak.runs),
+                "killed": 1,
+                "ok": sum(1 for _, r, _ in soak.runs if r.ok),
+            },  # fmt: skip
             "wall_seconds": round(time.perf_counter() - started, 1),
             "seconds_per_run": round(sum(s for _, _, s in soak.runs) / len(soak.runs), 2),
             "faults_injected": soak.faults,
-            "rows_landed": {"raw_rows": db.raw_airqino_hourly.count_documents({}),
-                            "inserted": sum((r.step("load") or {}).get("counts", {}).get("inserted", 0)
-                                            for _, r, _ in soak.runs),
-                            "updated": sum((r.step("load") or {}).get("counts", {}).get("updated", 0)
-                                           for _, r, _ in soak.runs),
-                            "history_versions": db.raw_airqino_history.count_documents({})},  # fmt: skip
+            "rows_landed": {
+                "raw_rows": db.raw_airqino_hourly.count_documents({}),
+                "inserted": sum(
+                    (r.step("load") or {}).get("counts", {}).get("inserted", 0) for _, r, _ in soak.runs
+                ),
+                "updated": sum(
+                    (r.step("load") or {}).get("counts", {}).get("updated", 0) for _, r, _ in soak.runs
+                ),
+                "history_versions": db.raw_airqino_history.count_documents({}),
+            },  # fmt: skip
             "forecasts_written": db.forecasts.count_documents({}),
             "forecast_hours": forecasts,
             "verification_pairs": {"matched_forecasts": pairs, "forecast_verification_n": verified},
             "stale_stations": [s.station_id for s in report.stale_stations],
             "forecast_warnings": report.forecast_warnings,
-            "divergences": {"marts_vs_full_refresh": mart_divergences, "duplicate_keys": duplicates,
-                            "published_vs_mongo": published if published is not None
-                            else "not checked: no PostgreSQL (initdb/pg_ctl) installed"},  # fmt: skip
+            "divergences": {
+                "marts_vs_full_refresh": mart_divergences,
+                "duplicate_keys": duplicates,
+                "published_vs_mongo": published
+                if published is not None
+                else "not checked: no PostgreSQL (initdb/pg_ctl) installed",
+            },  # fmt: skip
         }
         _report(capsys, summary)
 
