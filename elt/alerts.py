@@ -187,3 +187,60 @@ def alert_stale_stations(
                 upsert=True,
             )
     return delivery
+
+
+def missing_forecasts_payload(
+    project_name: str, database: str, series: Iterable[dict[str, Any]]
+) -> dict[str, Any]:
+    """The payload for series that should be forecast and have had no forecast for too long."""
+    series = list(series)
+    parts = [
+        f"{s['station_id']} {s['pollutant']}: none for {s['missing_hours']:.0f} h ({s['status']}: {s.get('reason')})"
+        for s in series
+    ]
+    return {
+        "event": "forecasts_missing",
+        "text": f"[airqino-elt] {project_name}: {len(series)} series without forecasts: " + "; ".join(parts),
+        "project": project_name,
+        "database": database,
+        "series": [
+            {key: s.get(key) for key in ("station_id", "pollutant", "status", "reason", "missing_since",
+                                          "missing_hours", "threshold_hours")}
+            for s in series
+        ],  # fmt: skip
+        "at": datetime.now(timezone.utc),
+    }
+
+
+def alert_missing_forecasts(
+    db: Database, project_name: str, missing: list[dict[str, Any]], now: datetime | None = None
+) -> AlertDelivery | None:
+    """Alert about series without forecasts for too long (once per repeat interval); None if none due.
+
+    A series forecast again is forgotten, so the next time it goes missing alerts at once.
+    """
+    now = now or datetime.now(timezone.utc)
+    coll = db[ALERTS_COLLECTION]
+    keys = {f"{s['station_id']}|{s['pollutant']}" for s in missing}
+    try:
+        coll.delete_many({"kind": "forecast_missing", "series": {"$nin": sorted(keys)}})
+        sent_recently = {
+            d["series"]
+            for d in coll.find({"kind": "forecast_missing", "last_sent_at": {"$gt": now - _repeat_after()}})
+        }
+    except PyMongoError as exc:
+        log.warning("cannot read the alert state (%s); alerting anyway", redact(str(exc))[:200])
+        sent_recently = set()
+    due = [s for s in missing if f"{s['station_id']}|{s['pollutant']}" not in sent_recently]
+    if not due or not webhook_url():
+        return None
+    delivery = send_alert(missing_forecasts_payload(project_name, db.name, due))
+    if delivery.sent:
+        for series in due:
+            key = f"{series['station_id']}|{series['pollutant']}"
+            coll.update_one(
+                {"_id": f"forecast_missing|{key}"},
+                {"$set": {"kind": "forecast_missing", "series": key, "last_sent_at": now}},
+                upsert=True,
+            )
+    return delivery

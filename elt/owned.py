@@ -21,6 +21,7 @@ OWNED_COLLECTIONS: dict[str, str] = {
     "elt_alerts": "elt run",
     "forecast_models": "elt forecast train",
     "forecasts": "elt forecast predict",
+    "forecast_health": "elt run (forecast step)",
 }
 
 #: Name prefixes reserved for landed data, the project's own bookkeeping and the server.

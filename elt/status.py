@@ -4,6 +4,10 @@ Freshness comes from the ``station_freshness`` mart (transform) when it exists, 
 ``raw_airqino_hourly`` (before the first transform). A station is stale when its newest hour is older than its
 ``stale_after_hours`` (or when it never reported); a pollutant is stale when its newest *valid* hour is (a dead
 sensor, like SMART188's CO, shows here while the station itself keeps reporting).
+
+Forecasts: the last forecast step's health per station x pollutant (``forecast_health``: written, or why not)
+and the series that should be forecast but have had none for more than ``forecast_missing_hours`` (project
+var, default 6): ``forecast_warnings`` in ``--json``, a warning in the text output, an alert from ``elt run``.
 """
 
 from __future__ import annotations
@@ -73,6 +77,10 @@ class StatusReport:
     last_success: dict[str, Any] | None
     runs: list[dict[str, Any]]
     stations: list[StationStatus]
+    forecasts: list[dict[str, Any]] = field(default_factory=list)
+    """Per station x pollutant: the last forecast step's status (written or why not) and hours missing."""
+    forecast_warnings: list[dict[str, Any]] = field(default_factory=list)
+    """Series that should be forecast and have had none for more than ``forecast_missing_hours``."""
 
     @property
     def stale_stations(self) -> list[StationStatus]:
@@ -97,6 +105,8 @@ class StatusReport:
             "runs": [_run_brief(r) for r in self.runs],
             "stations": [asdict(s) for s in self.stations],
             "stale_stations": [s.station_id for s in self.stale_stations],
+            "forecasts": self.forecasts,
+            "forecast_warnings": self.forecast_warnings,
         })  # fmt: skip
 
 
@@ -165,6 +175,7 @@ def build_status(project: Project, db: Database, now: datetime | None = None, ru
         age = _age_hours(last, now)
         stations.append(StationStatus(cfg.id, cfg.name, cfg.enabled, threshold, last, age,
                                       age is None or age > threshold, pollutants))  # fmt: skip
+    forecasts, warnings = _forecast_health(project, db, now, names)
     return StatusReport(
         now=now,
         project=project.config.name,
@@ -174,4 +185,35 @@ def build_status(project: Project, db: Database, now: datetime | None = None, ru
         last_success=last_successful_run(db),
         runs=recent_runs(db, runs),
         stations=stations,
+        forecasts=forecasts,
+        forecast_warnings=warnings,
     )
+
+
+def _forecast_health(
+    project: Project, db: Database, now: datetime, names: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The health of every enabled series and the missing-forecast warnings (both empty before any forecast)."""
+    from elt.forecast.health import (
+        HEALTH_COLLECTION,
+        missing_forecasts,
+        missing_hours,
+        missing_threshold_hours,
+        read_health,
+    )
+
+    if HEALTH_COLLECTION not in names:
+        return [], []
+    enabled = {s.id for s in project.enabled_stations()}
+    keys = ("station_id", "pollutant", "status", "reason", "origin", "missing_since", "last_written_origin")
+    forecasts = [
+        {**{k: doc.get(k) for k in keys}, "missing_hours": missing_hours(doc, now)}
+        for doc in read_health(db)
+        if doc["station_id"] in enabled
+    ]
+    threshold = missing_threshold_hours(project.config.vars)
+    warnings = [
+        {k: doc.get(k) for k in (*keys, "missing_hours", "threshold_hours")}
+        for doc in missing_forecasts(db, now, threshold, enabled)
+    ]
+    return forecasts, warnings

@@ -1,7 +1,13 @@
-"""The Airflow 3 DAG in pipelines/airflow, with real Airflow from its own virtualenv (``.airflow-venv``).
+"""The Airflow 3 DAG in pipelines/airflow, with real Airflow from its own virtualenv (``.airflow-venv``, or
+``$AIRFLOW_VENV``).
 
 ``scripts/ci-setup-airflow.sh`` creates that venv (``.ci/run`` runs it before the tests); without it these
-tests are skipped. Airflow never enters the project's venv: its tasks call the project's ``elt`` executable.
+tests are skipped. Airflow never enters the project's venv: its tasks call the project's ``elt`` executable,
+found through the worker's ``ELT_BIN`` when the task runs (never the DAG processor's at parse time).
+
+``airflow dags test`` on an empty database: the first interval lands the whole history the simulator serves;
+after the clock moves on an hour and the API rewrites an hour 5 days back, the next interval lands exactly
+what changed.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from pymongo import MongoClient
 
+from elt.simulator.faults import set_value
 from tests.conftest import REPO_ROOT
 from tests.simulator_fixtures import SIMULATOR_NOW
 
@@ -50,6 +58,8 @@ print(json.dumps({
     "retries": dag.default_args["retries"],
     "backoff": dag.default_args["retry_exponential_backoff"],
     "load_command": dag.get_task("load").bash_command,
+    "load_env": dag.get_task("load").env,
+    "append_env": dag.get_task("load").append_env,
 }))
 """
 
@@ -64,13 +74,15 @@ def _airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, s
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         ELT_BIN=str(ELT_BIN),
         ELT_AIRFLOW_RETRIES="0",
-        **(extra or {}),
     )
+    env.update(extra or {})
     return env
 
 
 def test_dag_imports_with_the_hourly_interval_timetable_and_one_task_per_step(tmp_path: Path) -> None:
-    env = _airflow_env(tmp_path / "airflow-home")
+    # what the DAG processor has in its environment must not reach the tasks
+    env = _airflow_env(tmp_path / "airflow-home", {"ELT_BIN": "/parse-time/bin/elt",
+                                                     "ELT_PROJECT_DIR": "/parse-time/project"})  # fmt: skip
     done = subprocess.run([str(AIRFLOW_VENV / "bin" / "python"), "-c", _INSPECT, str(DAG_FILE)], env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -83,12 +95,34 @@ def test_dag_imports_with_the_hourly_interval_timetable_and_one_task_per_step(tm
     assert dag["max_active_runs"] == 1 and dag["catchup"] is False
     assert dag["retries"] == 0 and dag["backoff"] is True  # retries come from ELT_AIRFLOW_RETRIES here
     assert '--start "{{ data_interval_start }}" --end "{{ data_interval_end }}"' in dag["load_command"]
+    # ELT_BIN / ELT_PROJECT_DIR are expanded by bash in the task, from the worker's environment
+    assert dag["load_command"].startswith('"${ELT_BIN:-elt}" --project-dir "${ELT_PROJECT_DIR:-')
+    assert "parse-time" not in json.dumps(dag)
+    assert dag["append_env"] is True and set(dag["load_env"]) == {"ELT_AIRFLOW_RUN_ID"}
 
 
-def test_airflow_dags_test_runs_every_step_against_the_simulator_and_the_embedded_store(
+def _served(sim: Any) -> dict[tuple[str, str], str]:
+    """(station, timestamp) -> row JSON of what the simulator serves right now."""
+    rows = {}
+    for station_id in sim.stations:
+        for row in requests.get(sim.station_url(station_id), timeout=60).json()["data"]:
+            rows[(station_id, row["timestamp"])] = json.dumps(row, sort_keys=True)
+    return rows
+
+
+def _dags_test(env: dict[str, str], logical: Any) -> str:
+    tested = subprocess.run([str(AIRFLOW), "dags", "test", "airqino_elt_hourly", logical.isoformat()], env=env,
+                            capture_output=True, text=True, timeout=900)  # fmt: skip
+    output = tested.stdout + tested.stderr
+    assert tested.returncode == 0, output[-5000:]
+    assert "state=success" in output, output[-5000:]
+    return output
+
+
+def test_airflow_dags_test_lands_the_whole_history_first_then_only_what_changed(
     tmp_path: Path, airqino_simulator_factory: Any
 ) -> None:
-    sim = airqino_simulator_factory(window_days=60)
+    sim = airqino_simulator_factory(window_days=14)
     project = tmp_path / "project"
     (project / "config").mkdir(parents=True)
     (project / "config" / "elt.yml").write_text((REPO_ROOT / "config" / "elt.yml").read_text())
@@ -97,29 +131,22 @@ def test_airflow_dags_test_runs_every_step_against_the_simulator_and_the_embedde
         {"default_target": "dev", "targets": {"dev": {"database": "airqino", "embedded_path": ".elt/mongo"}}}
     ))  # fmt: skip
     home = tmp_path / "airflow-home"
+    # the worker's environment: where elt is and which project it runs (nothing else tells the tasks)
     env = _airflow_env(home, {"ELT_PROJECT_DIR": str(project), "AIRQINO_BASE_URL": sim.base_url})
     elt = [str(ELT_BIN), "--project-dir", str(project)]
     try:
-        # history before the DAG run's interval, so the forecast step has something to learn from
-        seed_end = SIMULATOR_NOW.replace(minute=5) - timedelta(hours=1)
-        seeded = subprocess.run([*elt, "run", "--start", (seed_end - timedelta(days=56)).isoformat(), "--end",
-                                 seed_end.isoformat(), "--step", "load", "--step", "transform", "--no-summary"],
-                                env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
-        assert seeded.returncode == 0, seeded.stderr[-3000:]
-
         migrated = subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, capture_output=True, text=True,
                                   timeout=300)  # fmt: skip
         assert migrated.returncode == 0, migrated.stderr[-3000:]
-        logical = SIMULATOR_NOW.replace(minute=5)
-        tested = subprocess.run([str(AIRFLOW), "dags", "test", "airqino_elt_hourly", logical.isoformat()], env=env,
-                                capture_output=True, text=True, timeout=900)  # fmt: skip
-        output = tested.stdout + tested.stderr
-        assert tested.returncode == 0, output[-5000:]
-        assert "state=success" in output, output[-5000:]
 
+        # 1. first interval on an empty database: everything the API returns is landed
+        first_served = _served(sim)
+        logical = SIMULATOR_NOW.replace(minute=5)
+        _dags_test(env, logical)
         state = json.loads((project / ".elt" / "mongo.server.json").read_text())
         with MongoClient(state["uri"], directConnection=True, tz_aware=True) as client:
             db = client["airqino"]
+            assert db.raw_airqino_hourly.count_documents({}) == len(first_served) > 14 * 24
             run = db.elt_runs.find_one({"trigger": "airflow"})
             assert run is not None and run["_id"].startswith("airflow__")
             assert run["status"] == "success" and run["full"] is True
@@ -128,12 +155,32 @@ def test_airflow_dags_test_runs_every_step_against_the_simulator_and_the_embedde
             start, end = run["window"]["start"], run["window"]["end"]
             assert end - start == timedelta(hours=1) and start.minute == 5
             load = run["steps"][0]["counts"]
-            assert (
-                load["stations_failed"] == 0 and load["inserted"] + load["unchanged"] + load["updated"] == 2
-            )
+            assert load["stations_failed"] == 0 and load["inserted"] == len(first_served)
             assert run["steps"][4]["status"] == "skipped" and "SERVING_DSN" in run["steps"][4]["reason"]
             hour = start.replace(minute=0)
             assert db.stg_airqino_hourly.count_documents({"ts": hour}) == 2
-            assert db.forecasts.count_documents({"issued_at": hour}) > 0
+            assert db.forecasts.count_documents({"issued_at": hour}) > 0  # 14 days: enough history to train
+            health = list(db.forecast_health.find())
+            assert len(health) == 4 and all(h["status"] for h in health)
+
+        # 2. an hour later, with an hour 5 days back rewritten by the API: only the changes are landed
+        sim.revise_history("283181971", set_value(5 * 24, "PM2.5", 123.4))
+        sim.advance(hours=1)
+        second_served = _served(sim)
+        newest = {s: max(ts for (sid, ts) in first_served if sid == s) for s in sim.stations}
+        new = [k for k in second_served if k not in first_served]
+        changed = [k for k in second_served if k in first_served and
+                   (second_served[k] != first_served[k] or k[1] == newest[k[0]])]  # fmt: skip
+        _dags_test(env, logical + timedelta(hours=1))
+        with MongoClient(state["uri"], directConnection=True, tz_aware=True) as client:
+            db = client["airqino"]
+            runs = list(db.elt_runs.find({"trigger": "airflow"}).sort("started_at", -1))
+            assert len(runs) == 2 and runs[0]["status"] == "success"
+            load = runs[0]["steps"][0]["counts"]
+            assert (load["inserted"], load["updated"]) == (len(new), len(changed))
+            assert len(new) == 2 and len(changed) >= 3  # the new hour per station, the rewrite, the final hours
+            # the rolling window dropped its oldest hour from the API; raw keeps it
+            assert db.raw_airqino_hourly.count_documents({}) == len(first_served) + len(new)
+            assert db.raw_airqino_hourly.count_documents({"station_id": "283181971", "pm25": 123.4}) == 1
     finally:
         subprocess.run([*elt, "server", "stop"], env=env, capture_output=True, timeout=120)

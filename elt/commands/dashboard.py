@@ -11,11 +11,20 @@ from elt.cli import CliContext
 
 
 @click.group()
-def dashboard() -> None:
+@click.option("--demo", is_flag=True,
+              help="For the demo's data: accepted for symmetry; the dashboard reads the PostgreSQL tables that "
+                   "`elt publish --demo` wrote.")  # fmt: skip
+def dashboard(demo: bool) -> None:
     """The Superset dashboard kept as code in config/superset/ (see docs/superset.md).
+
+    The dashboard reads the serving PostgreSQL, never MongoDB: for the demo's data run `elt publish --demo`
+    first (`elt dashboard --demo ...` works the same as without the flag).
 
     Example: SUPERSET_SERVING_URI=postgresql+psycopg2://superset_ro@pg/serving elt dashboard import
     """
+    if demo:
+        click.echo("dashboard: reads the serving PostgreSQL tables; `elt publish --demo` fills them with the "
+                   "demo's marts", err=True)  # fmt: skip
 
 
 @dashboard.command("build")

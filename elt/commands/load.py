@@ -104,7 +104,7 @@ def load(
     with obj.store() as store, RichLoadProgress(console, station_ids) as progress:
         task = LoadTask(
             store.db, station_ids, client=client, archive=archive, since=since, until=until,
-            concurrency=source.concurrency, progress=progress,
+            concurrency=source.concurrency, progress=progress, restrict_to_window=True,
         )  # fmt: skip
         result = task.run()
     console.print(summary_table(result))

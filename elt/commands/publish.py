@@ -13,23 +13,34 @@ from elt.errors import PublishError
 @click.command()
 @click.option("--rebuild", is_flag=True, help="Drop and recreate every serving table instead of upserting.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--demo", is_flag=True, help="Publish the demo database (<database>_demo) of `elt run --demo`.")
 @click.pass_obj
-def publish(obj: CliContext, rebuild: bool, as_json: bool) -> None:
+def publish(obj: CliContext, rebuild: bool, as_json: bool, demo: bool) -> None:
     """Copy the marts to PostgreSQL at SERVING_DSN; only changed rows are written.
 
     Tables (schema "airqino"): daily_sensor_averages, station_freshness, the last 30 days of
     stg_airqino_hourly, forecasts and forecast_verification when present, and stations from config/elt.yml.
 
-    Example: SERVING_DSN=postgresql://elt:secret@localhost:5432/airqino elt publish
+    Examples: SERVING_DSN=postgresql://elt:secret@localhost:5432/airqino elt publish;
+    elt run --demo && elt publish --demo   (the demo's marts)
     """
     try:
         from elt.publish import publish_marts
     except ImportError as exc:
         raise PublishError(f"elt publish needs psycopg: pip install 'airqino-elt[publish]' ({exc})") from None
 
-    project = obj.project()
-    with obj.store() as store:
-        result = publish_marts(project, store.db, rebuild=rebuild)
+    from elt.run.demo import demo_database_project, demo_hint
+    from elt.store import open_store
+
+    project = demo_database_project(obj.project()) if demo else obj.project()
+    with open_store(project) as store:
+        try:
+            result = publish_marts(project, store.db, rebuild=rebuild)
+        except PublishError as exc:
+            if demo or "has no" not in str(exc):
+                raise
+            hint = demo_hint(project, "publish")
+            raise PublishError(f"{exc}{hint}") from None
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

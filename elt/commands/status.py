@@ -51,13 +51,22 @@ def _print_report(console: Console, report: StatusReport) -> None:
                           f"{station.stale_after_hours} h while the station reports (sensor fault?)[/]")  # fmt: skip
     if report.stale_stations:
         console.print(f"[bold red]stale: {', '.join(s.name for s in report.stale_stations)}[/]")
+    missing = [f for f in report.forecasts if f.get("status") != "written"]
+    if missing:
+        console.print("forecasts not written by the last forecast step: " + "; ".join(
+            f"{f['station_id']} {f['pollutant']}: {f['status']}" for f in missing))  # fmt: skip
+    for warning in report.forecast_warnings:
+        console.print(f"[bold yellow]no forecast for {warning['station_id']} {warning['pollutant']} for "
+                      f"{warning['missing_hours']:.0f} h ({warning['status']}: {warning['reason']})[/]")  # fmt: skip
 
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
 @click.option("--demo", is_flag=True, help="Show the demo database (<database>_demo) of `elt run --demo`.")
 @click.option(
-    "--alert", is_flag=True, help="Call the alert webhook (ELT_ALERT_WEBHOOK_URL) for stale stations."
+    "--alert",
+    is_flag=True,
+    help="Call the alert webhook (ELT_ALERT_WEBHOOK_URL) for stale stations and missing forecasts.",
 )
 @click.option(
     "--check", is_flag=True, help="Exit 1 when a station is stale or the last run failed (monitoring)."
@@ -70,14 +79,14 @@ def status(obj: CliContext, as_json: bool, demo: bool, alert: bool, check: bool)
 
     Examples: elt status; elt status --json; elt status --check --alert   (from a monitoring cron)
     """
-    from elt.alerts import alert_stale_stations
-    from elt.run.demo import demo_project
+    from elt.alerts import alert_missing_forecasts, alert_stale_stations
+    from elt.run.demo import demo_database_project
     from elt.status import build_status
     from elt.store import open_store
 
     project = obj.project()
     if demo:
-        project = demo_project(project, project.config.source.base_url)
+        project = demo_database_project(project)
     with open_store(project) as store:
         report = build_status(project, store.db)
         delivery = None
@@ -85,6 +94,10 @@ def status(obj: CliContext, as_json: bool, demo: bool, alert: bool, check: bool)
             stale = [{"station_id": s.station_id, "name": s.name, "last_ts": s.last_ts, "age_hours": s.age_hours,
                       "stale_after_hours": s.stale_after_hours} for s in report.stale_stations]  # fmt: skip
             delivery = alert_stale_stations(store.db, project.config.name, stale, report.now)
+        if alert and report.forecast_warnings:
+            delivery = alert_missing_forecasts(
+                store.db, project.config.name, report.forecast_warnings, report.now
+            ) or delivery
     if as_json:
         doc = report.as_json()
         if doc.get("lease"):
@@ -98,6 +111,12 @@ def status(obj: CliContext, as_json: bool, demo: bool, alert: bool, check: bool)
         if delivery is not None:
             click.echo(f"alert {'sent' if delivery.sent else 'NOT sent: ' + str(delivery.error)}", err=True)
     last = report.last_run
+    if last is None and not demo:
+        from elt.run.demo import demo_hint
+
+        hint = demo_hint(project, "status")
+        if hint:
+            click.echo(f"no run in database {report.database}{hint}", err=True)
     if check and (
         report.stale_stations or (last is not None and last.get("status") in ("failed", "aborted"))
     ):

@@ -17,21 +17,25 @@ from elt.commands.transform import parse_vars, print_result
 )
 @click.option("--vars", "vars_text", metavar="YAML", help="Override vars, e.g. '{min_hours_per_day: 20}'.")
 @click.option("--json", "as_json", is_flag=True, help="Print run_results.json on stdout.")
+@click.option("--demo", is_flag=True, help="Test the demo database (<database>_demo) of `elt run --demo`.")
 @click.pass_obj
 def test(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], store_failures: bool,
-         vars_text: str | None, as_json: bool) -> None:  # fmt: skip
+         vars_text: str | None, as_json: bool, demo: bool) -> None:  # fmt: skip
     """Run data tests (unique, not_null, accepted_values, accepted_range, relationships, completeness) and
     source freshness. Exit 0 all passed (warnings allowed), 1 an error-severity test failed, 2 invalid project.
 
-    Examples: elt test; elt test -s daily_sensor_averages --store-failures; elt test -s source:airqino
+    Examples: elt test; elt test -s daily_sensor_averages --store-failures; elt test -s source:airqino;
+    elt test --demo
     """
     from elt.models import load_models
+    from elt.run.demo import demo_database_project
+    from elt.store import open_store
     from elt.transform import run_tests
 
-    project = obj.project()
+    project = demo_database_project(obj.project()) if demo else obj.project()
     cli_vars = parse_vars(vars_text)
     load_models(project, cli_vars)
-    with obj.store() as store:
+    with open_store(project) as store:
         result = run_tests(project, store, select, exclude, store_failures, cli_vars)
     print_result(result, as_json)
     click.get_current_context().exit(result.exit_code)

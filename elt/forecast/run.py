@@ -2,6 +2,17 @@
 
 These are the programmatic API behind ``elt forecast train|predict|backtest`` and the forecast step of
 ``elt run``; the CLI only parses options and prints.
+
+Training cadence of ``elt run``: the first model as soon as one enabled station has ``MIN_HISTORY_HOURS`` of
+history (never before: a model fitted on too little data would be kept for days); again as soon as a station
+that was short (or is new) reaches it; then every ``forecast_retrain_days`` (project var, default 7).
+
+Forecast health: after each predict, every enabled station x pollutant gets one document in
+``forecast_health``: ``written``, or why not (``not_enough_history``, ``no_valid_data``, ``dead_sensor``,
+``recent_gap``, ``not_in_model``, ``no_model``), with ``missing_since`` (the first forecast origin missed).
+``elt status`` warns (and ``elt run`` alerts) when a series that should be forecast (status ``recent_gap``,
+``not_in_model``, ``no_model`` or ``predictor_failed``) has had none for more than ``forecast_missing_hours``
+(project var, default 6).
 """
 
 from __future__ import annotations
@@ -18,12 +29,20 @@ from pymongo.database import Database
 
 from elt.config import Project
 from elt.errors import ForecastError
+from elt.forecast import POLLUTANTS
 from elt.forecast.features import HISTORY_HOURS
 from elt.forecast.gbm import GbmParams
+from elt.forecast.health import record_health, series_health
 from elt.forecast.predict import PredictResult, predict_forecasts
 from elt.forecast.series import STAGING_COLLECTION, hourly_grid, read_staging, utc_hour
 from elt.forecast.store import load_for_predict, load_latest, save_forecast
-from elt.forecast.train import VALIDATE_WEEKS, TrainedForecast, train_forecast
+from elt.forecast.train import (
+    MIN_HISTORY_HOURS,
+    NOT_ENOUGH_HISTORY,
+    VALIDATE_WEEKS,
+    TrainedForecast,
+    train_forecast,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +64,24 @@ def newest_final_hour(db: Database, station_ids: Iterable[str]) -> pd.Timestamp 
         sort=[("ts", DESCENDING)],
     )
     return utc_hour(doc["ts"]) if doc else None
+
+
+def station_history_hours(
+    db: Database, station_ids: Iterable[str], end: pd.Timestamp | None = None
+) -> dict[str, int]:
+    """Per station: hours from its first staging hour to ``end`` (default: after the newest final hour)."""
+    station_ids = list(station_ids)
+    if end is None:
+        newest = newest_final_hour(db, station_ids)
+        if newest is None:
+            return {s: 0 for s in station_ids}
+        end = newest + pd.Timedelta(hours=1)
+    hours: dict[str, int] = {}
+    for station_id in station_ids:
+        doc = db[STAGING_COLLECTION].find_one({"station_id": station_id}, {"ts": 1}, sort=[("ts", 1)])
+        first = utc_hour(doc["ts"]) if doc else None
+        hours[station_id] = max(0, int((end - first) / pd.Timedelta(hours=1))) if first is not None else 0
+    return hours
 
 
 def load_grids(
@@ -72,6 +109,14 @@ def train_project(
         )
     if until is None:
         end = end + pd.Timedelta(hours=1)
+    have = station_history_hours(db, station_ids, end)
+    if max(have.values(), default=0) < MIN_HISTORY_HOURS:
+        shown = ", ".join(f"{s}: {h} h" for s, h in have.items())
+        raise ForecastError(
+            f"not enough history to train a forecast model before {end:%Y-%m-%d %H:00} ({shown}); at least "
+            f"{MIN_HISTORY_HOURS} hours of staging data are needed for one enabled station: load more history "
+            "(elt load) or wait"
+        )
     history = pd.Timedelta(days=params.train_days, weeks=validate_weeks) + pd.Timedelta(hours=HISTORY_HOURS)
     grids = load_grids(db, station_ids, start=(end - history).to_pydatetime(), end=end.to_pydatetime())
     if not grids:
@@ -117,23 +162,42 @@ class ForecastRunResult:
     ok: bool = True
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    health: list[dict[str, Any]] = field(default_factory=list)
+    """Per enabled station x pollutant: ``status`` (written or why not) and ``reason``."""
 
     def counts(self) -> dict[str, Any]:
-        """Counts for the run log."""
+        """Counts for the run log: the model, what predict wrote, and the series per health status."""
         counts: dict[str, Any] = {"trained": self.trained}
         if self.predict is not None:
             counts |= self.predict.counts()
+        counts["series"] = len(self.health)
+        counts["series_written"] = sum(1 for h in self.health if h["status"] == "written")
+        counts["series_missing"] = {
+            f"{h['station_id']}/{h['pollutant']}": h["status"] for h in self.health if h["status"] != "written"
+        }
         return counts
 
 
-def retrain_reason(project: Project, db: Database, bundle: TrainedForecast | None) -> str | None:
-    """Why the model should be retrained now (None when it is current)."""
+def retrain_reason(
+    project: Project, db: Database, bundle: TrainedForecast | None, history: dict[str, int] | None = None
+) -> str | None:
+    """Why the model should be retrained now (None when it is current).
+
+    No model yet; a station that is new or was short of history when the model was trained and now has
+    ``MIN_HISTORY_HOURS``; or the model is ``forecast_retrain_days`` old. ``history``: station -> hours
+    (``station_history_hours``; read here when not given).
+    """
     if bundle is None:
         return "no model yet"
     station_ids, _ = project_stations(project)
-    unknown = [s for s in station_ids if s not in bundle.station_codes]
-    if unknown:
-        return f"stations not in the model: {', '.join(unknown)}"
+    history = history if history is not None else station_history_hours(db, station_ids)
+    short = {c.station_id for c in bundle.choices if c.status == NOT_ENOUGH_HISTORY}
+    ready = [
+        s for s in station_ids
+        if (s not in bundle.station_codes or s in short) and history.get(s, 0) >= MIN_HISTORY_HOURS
+    ]  # fmt: skip
+    if ready:
+        return f"enough history now for stations not modelled yet: {', '.join(ready)}"
     newest = newest_final_hour(db, station_ids)
     days = int(project.config.vars.get("forecast_retrain_days", RETRAIN_DAYS))
     trained_until = utc_hour(bundle.trained_until)
@@ -142,20 +206,33 @@ def retrain_reason(project: Project, db: Database, bundle: TrainedForecast | Non
     return None
 
 
-def run_forecast(project: Project, db: Database, run_id: str | None = None) -> ForecastRunResult:
-    """``elt run`` step: retrain when due (weekly), then predict from the last observed hour."""
+def run_forecast(
+    project: Project, db: Database, run_id: str | None = None, now: datetime | None = None
+) -> ForecastRunResult:
+    """``elt run`` step: train when due (see the module docstring), predict from the last observed hour,
+    and record per station x pollutant whether a forecast was written, or why not."""
     result = ForecastRunResult()
     station_ids, timezones = project_stations(project)
+    history = station_history_hours(db, station_ids)
     # A refused (tampered/unreadable) model is never run nor silently replaced: baseline forecasts, step fails.
     bundle, refusal = load_for_predict(db, station_ids, timezones)
-    reason = retrain_reason(project, db, bundle) if refusal is None else None
-    if reason is not None:
+    reason = retrain_reason(project, db, bundle, history) if refusal is None else None
+    if reason is not None and max(history.values(), default=0) >= MIN_HISTORY_HOURS:
         log.info("training the forecast model (%s)%s", reason, f" in run {run_id}" if run_id else "")
         bundle = train_project(project, db)
         result.trained = bundle.version
-    assert bundle is not None
-    result.predict = predict_forecasts(db, bundle, station_ids, timezones)
-    if refusal is not None:
-        result.predict.refusal = refusal
-        result.ok, result.error = False, refusal
+    elif bundle is None:
+        shown = ", ".join(f"{s}: {h} h" for s, h in history.items())
+        note = f"no forecast model yet: not enough history ({shown}; {MIN_HISTORY_HOURS} h needed)"
+        log.warning(note)
+        result.notes.append(note)
+    if bundle is not None:
+        result.predict = predict_forecasts(db, bundle, station_ids, timezones)
+        if refusal is not None:
+            result.predict.refusal = refusal
+            result.ok, result.error = False, refusal
+    result.health = series_health(
+        db, bundle, station_ids, POLLUTANTS, result.predict, history, MIN_HISTORY_HOURS, now
+    )
+    record_health(db, result.health, run_id, now)
     return result

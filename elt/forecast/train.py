@@ -3,6 +3,11 @@
 Per station, pollutant and horizon the deployed predictor is the one with the lowest MAE over the last
 ``validate_weeks`` weeks (rolling origin, weekly refit, exactly as ``elt forecast backtest``). Persistence is
 always a candidate, so the deployed predictor is never worse than persistence on that backtest.
+
+A station with less than ``MIN_HISTORY_HOURS`` of history (first staging hour to the training end) gets no
+predictor (status ``not_enough_history``): a model is never fitted on too little data and kept. ``elt run``
+trains as soon as one station has the minimum, and again as soon as a short station reaches it (see
+``elt.forecast.run.retrain_reason``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import pandas as pd
 
 from elt import __version__
 from elt.forecast import HORIZONS, POLLUTANTS
-from elt.forecast.backtest import BacktestResult, SeriesResult, run_backtest, series_status
+from elt.forecast.backtest import MIN_VALID_HOURS, BacktestResult, SeriesResult, run_backtest, series_status
 from elt.forecast.baselines import Blend
 from elt.forecast.features import design_matrix
 from elt.forecast.gbm import ChangeModel, GbmParams, fit_change_model, training_rows
@@ -27,6 +32,21 @@ log = logging.getLogger(__name__)
 
 #: Weeks of recent data the deployed predictor is chosen on.
 VALIDATE_WEEKS = 4
+#: Hours of history (first staging hour to the training end) a station needs before it is modelled: the
+#: backtest's minimum of valid hours, so a station can only qualify once it has them.
+MIN_HISTORY_HOURS = MIN_VALID_HOURS
+#: Choice status of a station with less than ``MIN_HISTORY_HOURS`` of history.
+NOT_ENOUGH_HISTORY = "not_enough_history"
+
+
+def history_hours(grid: pd.DataFrame, end: pd.Timestamp) -> int:
+    """Hours from the grid's first hour (the station's first staging hour) to ``end`` (exclusive).
+
+    The same measure as ``elt.forecast.run.station_history_hours``, so a station the run finds ready is never
+    found short by training (which would retrain every hour)."""
+    if grid.empty:
+        return 0
+    return max(0, int((end - grid.index.min()) / pd.Timedelta(hours=1)))
 
 
 @dataclass
@@ -37,7 +57,7 @@ class SeriesChoice:
     pollutant: str
     horizon_h: int
     status: str
-    """``ok`` (forecast) or ``no_valid_data`` (no forecast)."""
+    """``ok`` (forecast), ``no_valid_data`` or ``not_enough_history`` (no forecast)."""
     predictor: str | None = None
     """gbm, blend, seasonal_naive or persistence; None when not forecast."""
     reason: str | None = None
@@ -122,12 +142,14 @@ def train_forecast(
     )
     codes = {station_id: code for code, station_id in enumerate(sorted(grids))}
     train_start = end - pd.Timedelta(days=params.train_days)
+    history = {station_id: history_hours(grid, end) for station_id, grid in grids.items()}
+    short = {s: h for s, h in history.items() if h < MIN_HISTORY_HOURS}
     models: dict[tuple[str, int], ChangeModel | None] = {}
     blends: dict[tuple[str, int], Blend] = {}
     choices: list[SeriesChoice] = []
     for pollutant in pollutants:
         status = series_status(grids, pollutant, train_start, end)
-        usable = [s for s, reason in status.items() if reason is None]
+        usable = [s for s, reason in status.items() if reason is None and s not in short]
         for horizon in horizons:
             matrix = design_matrix(grids, pollutant, horizon, codes, timezones)
             train = training_rows(matrix[matrix["station_id"].isin(usable)], end, params)
@@ -135,7 +157,13 @@ def train_forecast(
             blends[(pollutant, horizon)] = Blend.fit(train)
             for station_id in sorted(grids):
                 row = backtest.result(station_id, pollutant, horizon)
-                if status[station_id] is not None:
+                if station_id in short:
+                    choice = SeriesChoice(
+                        station_id, pollutant, horizon, NOT_ENOUGH_HISTORY,
+                        reason=f"not enough history: {short[station_id]} hours since the first data "
+                        f"(at least {MIN_HISTORY_HOURS} needed; retrained as soon as they exist)",
+                    )  # fmt: skip
+                elif status[station_id] is not None:
                     choice = SeriesChoice(
                         station_id, pollutant, horizon, "no_valid_data", reason=status[station_id]
                     )
@@ -161,6 +189,8 @@ def train_forecast(
             "start": validation_start.to_pydatetime().replace(tzinfo=timezone.utc),
             "end": end.to_pydatetime().replace(tzinfo=timezone.utc),
             "refits": backtest.refits,
+            "history_hours": history,
+            "min_history_hours": MIN_HISTORY_HOURS,
             "seconds": round(backtest.seconds, 1),
             "elt_version": __version__,
         },

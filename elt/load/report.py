@@ -83,7 +83,8 @@ def _notes(outcome: StationLoadResult) -> str:
     if outcome.stale:
         parts.append(f"{outcome.stale} older than stored (kept stored)")
     if outcome.outside_window:
-        parts.append(f"{outcome.outside_window} outside --since/--until")
+        landed = "landed" if outcome.outside_window_landed else "not landed"
+        parts.append(f"{outcome.outside_window} outside --since/--until ({landed})")
     if outcome.unconfirmed_provisional:
         parts.append(f"{outcome.unconfirmed_provisional} provisional hours not re-delivered")
     return "; ".join(parts)

@@ -9,6 +9,13 @@ Archived responses (``--from-dir``): one JSON file per station, ``<station_id>.j
 to a station id), holding a full response or a bare ``data`` array. The API's newest row is always the hour
 still filling when it was fetched, so unless ``fetched_at`` is given an archive is taken to have been fetched
 30 minutes into its newest hour: its newest row is provisional exactly as the live path would have marked it.
+
+Windows never throw data away (``elt run``, every trigger): ``since``/``until`` say which hours the run is
+responsible for, and every new or changed row the source returned is landed, inside the window or not (the
+audit's ``outside_window`` counts the rows outside it, landed all the same). Only ``elt load --since/--until``
+(``restrict_to_window=True``) lands the window alone: a surgical reload the user asked for. With the API's
+date range switched on (``source.send_date_range``), a station with nothing landed yet is fetched without a
+range, so a first run lands the whole history whatever its window.
 """
 
 from __future__ import annotations
@@ -44,7 +51,10 @@ _COUNT_FIELDS = (
     "history",
     "unconfirmed_provisional",
 )
-_AUDIT_FIELDS = ("status", "received", "seconds", "error", "duplicates", "outside_window", *_COUNT_FIELDS)
+_AUDIT_FIELDS = (
+    "status", "received", "seconds", "error", "duplicates", "outside_window", "outside_window_landed",
+    *_COUNT_FIELDS,
+)  # fmt: skip
 #: Where inside its newest hour an archived response is assumed to have been fetched.
 ARCHIVE_FETCH_OFFSET = timedelta(minutes=30)
 
@@ -78,6 +88,9 @@ class StationLoadResult:
     duplicates: int = 0
     stale: int = 0
     outside_window: int = 0
+    """Rows the source returned outside ``[since, until)`` (landed unless the task restricts to the window)."""
+    outside_window_landed: bool = True
+    """False only for ``elt load --since/--until``, which lands the window alone."""
     history: int = 0
     unconfirmed_provisional: int = 0
 
@@ -198,6 +211,7 @@ class LoadTask:
         concurrency: int = 4,
         progress: LoadProgress | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        restrict_to_window: bool = False,
     ):
         if (client is None) == (archive is None):
             raise ValueError("LoadTask needs exactly one of client or archive")
@@ -210,6 +224,7 @@ class LoadTask:
         self.concurrency = max(1, concurrency)
         self.progress = progress
         self.clock = clock
+        self.restrict_to_window = restrict_to_window
         self.batch_id = new_batch_id(clock())
 
     def run(self) -> LoadResult:
@@ -274,7 +289,8 @@ class LoadTask:
         if self.archive:
             fetched = self.archive.read(station_id)
         else:
-            fetched = self.client.fetch_station(station_id, self.since, self.until)  # type: ignore[union-attr]
+            since, until = self._fetch_range(station_id)
+            fetched = self.client.fetch_station(station_id, since, until)  # type: ignore[union-attr]
         fetch_seconds = time.perf_counter() - started
         facts.update(url=fetched.url, http_status=fetched.http_status, bytes=fetched.bytes,
                      attempts=fetched.attempts, fetched_at=fetched.fetched_at)  # fmt: skip
@@ -283,6 +299,7 @@ class LoadTask:
         validate_seconds = time.perf_counter() - started - fetch_seconds
         outcome.received, outcome.duplicates = parsed.received, parsed.duplicates
         parsed.rows, outcome.outside_window = self._in_window(parsed.rows)
+        outcome.outside_window_landed = not self.restrict_to_window
         self._phase(station_id, "landing", len(parsed.rows))
         counts = land_response(self.db, parsed, self.batch_id, self.clock(), self._advance(station_id))
         for key in _COUNT_FIELDS:
@@ -295,15 +312,30 @@ class LoadTask:
             "land": round(land_seconds, 3),
         }
 
+    def _fetch_range(self, station_id: str) -> tuple[datetime | None, datetime | None]:
+        """The date range asked of the API (sent only with ``send_date_range``).
+
+        Restricted: the window. Otherwise open-ended (rows after the window are landed too), and no range at
+        all for a station with nothing landed yet: its first load is its whole history.
+        """
+        if self.restrict_to_window:
+            return self.since, self.until
+        if self.since is None:
+            return None, None
+        landed = self.db[AirqinoSource.raw_collection].find_one({"station_id": station_id}, {"_id": 1})
+        return (self.since, None) if landed is not None else (None, None)
+
     def _in_window(self, rows: list[HourlyRow]) -> tuple[list[HourlyRow], int]:
+        """The rows to land and how many of the returned rows fall outside ``[since, until)``."""
         if self.since is None and self.until is None:
             return rows, 0
-        kept = [
+        inside = [
             r
             for r in rows
             if (self.since is None or r.ts >= self.since) and (self.until is None or r.ts < self.until)
         ]
-        return kept, len(rows) - len(kept)
+        outside = len(rows) - len(inside)
+        return (inside if self.restrict_to_window else rows), outside
 
     def _finalize_audit(
         self, audit_id: str, outcome: StationLoadResult, started_at: datetime, facts: dict[str, Any]

@@ -4,6 +4,10 @@ The simulator serves generated data for the configured stations (the brief's SMA
 defects, others synthetic) on a free local port, its clock frozen 30 minutes into the current hour, so two demo
 runs in the same hour see byte-identical responses and change nothing. Data goes to ``<database>_demo`` on the
 project's store (the embedded server when no MONGO_URI), never into the live database.
+
+Every command that reads the marts takes the same ``--demo`` flag and reads that database
+(``demo_database_project``): ``elt status --demo``, ``elt test --demo``, ``elt publish --demo``; ``elt dashboard``
+reads PostgreSQL, where ``elt publish --demo`` put the demo's marts.
 """
 
 from __future__ import annotations
@@ -72,6 +76,26 @@ class DemoSetup:
     base_url: str
     now: datetime
     stations: int
+
+
+def demo_database_project(project: Project) -> Project:
+    """A copy of ``project`` reading and writing the demo's database (no simulator: for status, test, publish)."""
+    target = project.target.model_copy(update={"database": demo_database(project)})
+    return Project(project.project_dir, project.config, project.target_name, target)
+
+
+def demo_hint(project: Project, command: str) -> str:
+    """`` (the demo's data is in X: run `elt COMMAND --demo`)`` or "" when the demo database is empty/absent."""
+    from elt.store import open_store
+
+    demo = demo_database_project(project)
+    try:
+        with open_store(demo) as store:
+            if "daily_sensor_averages" not in store.db.list_collection_names():
+                return ""
+    except Exception:  # noqa: BLE001 - only a hint; the original error is what matters
+        return ""
+    return f" (the data of `elt run --demo` is in database {demo.database_name}: run `elt {command} --demo`)"
 
 
 def demo_project(project: Project, base_url: str) -> Project:

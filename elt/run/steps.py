@@ -103,7 +103,8 @@ def forecast_step(ctx: StepContext) -> StepOutcome:
         )
     from elt.forecast.run import run_forecast
 
-    return _outcome_of(run_forecast(ctx.project, ctx.db, run_id=ctx.run_id))
+    # the window's end is the run's "now": forecast health judges how current each origin is against it
+    return _outcome_of(run_forecast(ctx.project, ctx.db, run_id=ctx.run_id, now=ctx.window.end))
 
 
 def publish_step(ctx: StepContext) -> StepOutcome:

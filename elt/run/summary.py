@@ -143,7 +143,9 @@ def where_text(server: dict[str, Any], db: Database, project: Project, demo: boo
     where.append("  " + ", ".join(f"{name} {n}" for name, n in counts.items()) + "\n")
     flag = " --demo" if demo else ""
     where.append(f"Next: elt status{flag}   ·   elt show daily_sensor_averages{flag} -n 5   ·   ")
-    where.append("elt server stop" if server.get("embedded") else "elt publish (SERVING_DSN) for Superset")
+    where.append(f"elt publish{flag} (SERVING_DSN) for Superset")
+    if server.get("embedded"):
+        where.append("   ·   elt server stop")
     return where
 
 

@@ -171,7 +171,13 @@ class RunTask:
 
     def _alert(self, record: dict[str, Any]) -> list[dict[str, Any]]:
         """Failed run -> one alert; stale stations -> one alert when due. Never fails the run."""
-        from elt.alerts import alert_stale_stations, run_failed_payload, send_alert, webhook_url
+        from elt.alerts import (
+            alert_missing_forecasts,
+            alert_stale_stations,
+            run_failed_payload,
+            send_alert,
+            webhook_url,
+        )
         from elt.status import build_status
 
         if not webhook_url():
@@ -181,7 +187,7 @@ class RunTask:
             if record.get("status") == "failed":
                 payload = run_failed_payload(self.project.config.name, self.db.name, record)
                 deliveries.append(send_alert(payload).as_dict())
-            report = build_status(self.project, self.db)
+            report = build_status(self.project, self.db, now=self.now)
             stale = [
                 {"station_id": s.station_id, "name": s.name, "last_ts": s.last_ts, "age_hours": s.age_hours,
                  "stale_after_hours": s.stale_after_hours}
@@ -190,6 +196,12 @@ class RunTask:
             delivery = alert_stale_stations(self.db, self.project.config.name, stale) if stale else None
             if delivery is not None:
                 deliveries.append(delivery.as_dict())
+            if report.forecast_warnings:
+                missing = alert_missing_forecasts(
+                    self.db, self.project.config.name, report.forecast_warnings, report.now
+                )
+                if missing is not None:
+                    deliveries.append(missing.as_dict())
         except Exception as exc:  # noqa: BLE001 - alerting is best effort; the run's own status stands
             log.error("alerting failed: %s", redact(str(exc))[:300])
         return deliveries

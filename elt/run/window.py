@@ -1,8 +1,14 @@
-"""The time window a run covers.
+"""The time window a run is responsible for.
+
+A window never filters what is landed: every run lands every new or changed row the source returned, inside
+the window or not (a first run on an empty database lands the whole history, whatever the trigger; a rewrite
+5 days back lands on the next hourly run, and the transform rebuilds the partitions it touched). The window
+decides which hours the run must see final (an Airflow interval is done when its hours are landed) and which
+partitions it answers for (data tests judge freshness at its end).
 
 - Explicit (``--start``, optionally ``--end``): exact, for backfills and Airflow data intervals; no lookback.
-  The hours landed are those starting in ``[floor_hour(start), floor_hour(end))``: consecutive windows
-  partition the hours, and an hour is landed by the first window whose end is past the hour's end.
+  The hours the run answers for are those starting in ``[floor_hour(start), floor_hour(end))``: consecutive
+  windows partition the hours, and an hour is final by the first window whose end is past the hour's end.
 - Default: from the end of the last full successful run minus the lookback (late and revised data, the hour
   that was still filling) up to now, open-ended so the newest, provisional hour is landed too.
 - Initial (no successful run yet): everything the source returns.
@@ -63,14 +69,16 @@ class RunWindow:
 
     @property
     def load_since(self) -> datetime | None:
-        """The load's lower bound: the start of the hour ``start`` falls in (None: everything)."""
+        """The first hour the run answers for: the start of the hour ``start`` falls in (None: everything).
+
+        Rows before it are landed too (counted as ``outside_window`` in the load audit)."""
         return floor_hour(self.start) if self.start is not None else None
 
     @property
     def load_until(self) -> datetime | None:
-        """The load's upper bound: when exact, the start of the hour ``end`` falls in, so only hours that
-        had ended by ``end`` are landed (Airflow's 10:05-11:05 interval lands the 10:00 hour); else open,
-        so the newest, provisional hour is landed too."""
+        """The end of the hours the run answers for: when exact, the start of the hour ``end`` falls in, so
+        the hours that had ended by ``end`` (Airflow's 10:05-11:05 interval answers for the 10:00 hour); else
+        open. Newer rows, the provisional hour included, are landed all the same."""
         return floor_hour(self.end) if self.exact else None
 
     def as_doc(self) -> dict[str, Any]:
