@@ -176,8 +176,9 @@ DUPLICATE_FLAG = "_elt_duplicate_key"
 
 def _replace_stage(model: ModelNode, ctx: RunContext) -> dict[str, Any]:
     """``$merge`` of a full build: every key gets this run's document (its ``_id`` kept when it existed)."""
-    replace = {"$mergeObjects": [{"_id": "$_id"}, "$$new"]}
-    flagged = {"$mergeObjects": [{"_id": "$_id"}, "$$new", {DUPLICATE_FLAG: True}]}
+    # the existing _id last: it wins even where a server gives $$new an _id of its own
+    replace = {"$mergeObjects": ["$$new", {"_id": "$_id"}]}
+    flagged = {"$mergeObjects": ["$$new", {DUPLICATE_FLAG: True, "_id": "$_id"}]}
     merge: dict[str, Any] = {"into": model.collection, "whenNotMatched": "insert",
                              "whenMatched": [{"$replaceWith": {"$cond": [{"$eq": ["$_run_id", ctx.run_id]},
                                                                          flagged, replace]}}]}  # fmt: skip

@@ -259,7 +259,7 @@ def _trial(embedded: Embedded, bases: dict[str, Any], landings: list[Landing], f
             with contextlib.suppress(Exception):
                 if condition():
                     if kind == "time":
-                        condition, deadline = None, time.monotonic() + rng.uniform(0.0, seconds / 2)
+                        condition, deadline = None, time.monotonic() + rng.uniform(0.0, seconds / 4)
                         continue
                     break
         time.sleep(0.005)
@@ -275,7 +275,8 @@ def _trial(embedded: Embedded, bases: dict[str, Any], landings: list[Landing], f
         killed.wait()
         exit_code = None
     landings.append(Landing(family, name, running and exit_code != 0, exit_code))
-    if exit_code == 0:  # only possible if it connected after the kill, to a server it started itself
+    if running and exit_code == 0:  # only possible if it connected after the kill, to a server it started itself
+        assert read_embedded_state(embedded.data_dir) is not None, f"{context}: success reported, server dead"
         with embedded.client() as client:
             assert _duplicate_keys(client, database) == {}, f"{context}: success reported with duplicate keys"
             assert_same_database(database_digest(client[database]),
