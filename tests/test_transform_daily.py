@@ -408,3 +408,26 @@ def test_non_numeric_co_keeps_the_rows_pm25_through_the_real_loader(
     assert_rows_equal(
         collection_rows(mongo_db, "daily_sensor_averages"), daily_sensor_averages(raw, stations)
     )
+
+
+def test_max_gap_hours_zero_is_the_strict_rule(
+    mongo_client: MongoClient, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With max_gap_hours 0 only consecutive hours form a run: the outage splits the dead run again."""
+    db = mongo_client[f"elt_test_daily_{uuid.uuid4().hex[:8]}"]
+    project_dir = tmp_path_factory.mktemp("strict") / "project"
+    (project_dir / "config").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "config" / "elt.yml", project_dir / "config" / "elt.yml")
+    shutil.copytree(REPO_ROOT / "aggregations", project_dir / "aggregations")
+    set_stations(project_dir, STATIONS)
+    try:
+        db.raw_airqino_hourly.insert_many(EDGE_CASES)
+        strict = {"max_gap_hours": 0}
+        result = run_transform(load_project(project_dir, env={}), db, select=OWN_MODELS, vars=strict)
+        assert result.exit_code == 0, result.error
+        expected = daily_sensor_averages(EDGE_CASES, _stations_map(), strict)
+        assert_rows_equal(collection_rows(db, "daily_sensor_averages"), expected)
+        assert _flags(db, "D", "co", utc(2024, 3, 1), (*range(6), *range(7, 30))) == {None}  # 6 + 23 hours
+        assert {_flag(db, "A", utc(2024, 1, 1) + timedelta(hours=i), "co") for i in range(62, 74)} == {None}
+    finally:
+        mongo_client.drop_database(db.name)
