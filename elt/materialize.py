@@ -24,6 +24,7 @@ from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
 from elt.errors import TransformError
+from elt.models.changes import RunChanges, range_scope
 from elt.models.intervals import (
     Batch,
     changed_groups,
@@ -53,6 +54,12 @@ class RunContext:
     started_at: datetime
     full_refresh: bool = False
     fully_built: set[str] = field(default_factory=set)
+    #: What this invocation wrote, relation by relation (the run's change records; see elt.models.changes).
+    changes: RunChanges | None = None
+
+    def __post_init__(self) -> None:
+        if self.changes is None:
+            self.changes = RunChanges(self.run_id)
 
 
 @dataclass
@@ -171,6 +178,8 @@ def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext
     finally:
         db.drop_collection(tmp)
     ctx.fully_built.add(model.unique_id)
+    assert ctx.changes is not None
+    ctx.changes.add_full(model.collection)
     return Outcome("full", rows_affected=rows, message=f"{rows} documents (full build)")
 
 
@@ -208,6 +217,8 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
         watermarks = _current_watermarks(db, mp, model, {})
         outcome = build_full(db, mp, model, ctx)
         outcome.message = f"{outcome.message}; {reason}"
+        if model.from_id in mp.sources:
+            ctx.changes.add_full(mp.collection_of(model.from_id))  # type: ignore[union-attr]
         write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
         return outcome
     secondary = [p for p in model.depends_on if p != model.from_id]
@@ -230,13 +241,49 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
         pipeline = ([{"$match": batch.input_filter}] + mp.render_pipeline(model, start, end)
                     + [{"$match": batch.output_filter}] + _meta_stages(ctx) + [_merge_stage(model)])  # fmt: skip
         _aggregate(db, source, pipeline, model)
-        rows += db[model.collection].count_documents({**batch.output_filter, "_run_id": ctx.run_id})
+        written = range_scope(batch.output_filter) or batch.output_filter
+        rows += db[model.collection].count_documents({**written, "_run_id": ctx.run_id})
+    _record_incremental_changes(mp, model, ctx, batches, changes)
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, False)
     partitions = [p for b in batches for p in b.partitions]
     changed_docs = changes.count if changes else 0
     message = (f"{len(partitions)} partitions from {changed_docs} changed input documents, "
                f"{rows} documents written") if batches else "no changes upstream"  # fmt: skip
     return Outcome("incremental", rows, partitions, len(partitions), len(batches), message)
+
+
+def _record_incremental_changes(mp: ModelProject, model: ModelNode, ctx: RunContext, batches: list[Batch],
+                                changes: Any) -> None:  # fmt: skip
+    """The run's change records of an incremental build: the output scopes it recomputed, and (for a model
+    reading a source) the source documents that changed, per partition and time range."""
+    assert ctx.changes is not None
+    scopes = [range_scope(b.output_filter) for b in batches]
+    if any(s is None for s in scopes):
+        ctx.changes.add_full(model.collection)
+    else:
+        ctx.changes.add_scopes(model.collection, [s for s in scopes if s])
+    if model.from_id not in mp.sources or changes is None or not changes.groups:
+        return
+    partition_by = model.spec.partition_by or []
+    event_time = model.spec.event_time  # the field changed_groups took first/last of
+    spans: dict[tuple, list[Any]] = {}
+    for group in changes.groups:
+        key = tuple(group["_id"].get(name) for name in partition_by)
+        first, last = group.get("first"), group.get("last")
+        if key not in spans:
+            spans[key] = [first, last]
+        elif first is not None and last is not None:
+            spans[key] = [min(spans[key][0], first), max(spans[key][1], last)]
+    source_scopes = []
+    for key, (first, last) in spans.items():
+        scope: dict[str, Any] = dict(zip(partition_by, key, strict=True))
+        if event_time and first is not None and last is not None:
+            scope[event_time] = {"$gte": first, "$lte": last}
+        source_scopes.append(scope)
+    if not partition_by:
+        ctx.changes.add_full(mp.collection_of(model.from_id))
+    else:
+        ctx.changes.add_scopes(mp.collection_of(model.from_id), source_scopes)
 
 
 def _batch_window(model: ModelNode, batch: Batch) -> tuple[datetime, datetime]:

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from pymongo import DESCENDING
 from pymongo.database import Database
 
 from elt.config import Project
@@ -21,7 +20,7 @@ from elt.errors import ForecastError
 from elt.forecast.features import HISTORY_HOURS
 from elt.forecast.gbm import GbmParams
 from elt.forecast.predict import PredictResult, predict_forecasts
-from elt.forecast.series import STAGING_COLLECTION, hourly_grid, read_staging, utc_hour
+from elt.forecast.series import hourly_grid, newest_final_ts, read_staging, utc_hour
 from elt.forecast.store import load_latest, save_forecast
 from elt.forecast.train import VALIDATE_WEEKS, TrainedForecast, train_forecast
 
@@ -37,14 +36,14 @@ def project_stations(project: Project) -> tuple[list[str], dict[str, str]]:
     return [s.id for s in stations], {s.id: s.timezone for s in stations}
 
 
-def newest_final_hour(db: Database, station_ids: Iterable[str]) -> pd.Timestamp | None:
-    """The newest non-provisional hour in staging over the given stations."""
-    doc = db[STAGING_COLLECTION].find_one(
-        {"station_id": {"$in": list(station_ids)}, "provisional": {"$ne": True}},
-        {"ts": 1},
-        sort=[("ts", DESCENDING)],
-    )
-    return utc_hour(doc["ts"]) if doc else None
+def newest_final_hour(
+    db: Database, station_ids: Iterable[str], near: datetime | None = None
+) -> pd.Timestamp | None:
+    """The newest non-provisional hour in staging over the given stations (per-station indexed range reads
+    backwards from ``near``, default now: never a scan of the history)."""
+    hours = [newest_final_ts(db, str(s), near) for s in station_ids]
+    found = [h for h in hours if h is not None]
+    return utc_hour(max(found)) if found else None
 
 
 def load_grids(
@@ -121,15 +120,17 @@ class ForecastRunResult:
         return counts
 
 
-def retrain_reason(project: Project, db: Database, bundle: TrainedForecast | None) -> str | None:
-    """Why the model should be retrained now (None when it is current)."""
+def retrain_reason(
+    project: Project, db: Database, bundle: TrainedForecast | None, near: datetime | None = None
+) -> str | None:
+    """Why the model should be retrained now (None when it is current); ``near``: see newest_final_hour."""
     if bundle is None:
         return "no model yet"
     station_ids, _ = project_stations(project)
     unknown = [s for s in station_ids if s not in bundle.station_codes]
     if unknown:
         return f"stations not in the model: {', '.join(unknown)}"
-    newest = newest_final_hour(db, station_ids)
+    newest = newest_final_hour(db, station_ids, near)
     days = int(project.config.vars.get("forecast_retrain_days", RETRAIN_DAYS))
     trained_until = utc_hour(bundle.trained_until)
     if newest is not None and newest - trained_until >= pd.Timedelta(days=days):
@@ -137,16 +138,21 @@ def retrain_reason(project: Project, db: Database, bundle: TrainedForecast | Non
     return None
 
 
-def run_forecast(project: Project, db: Database, run_id: str | None = None) -> ForecastRunResult:
-    """``elt run`` step: retrain when due (weekly), then predict from the last observed hour."""
+def run_forecast(
+    project: Project, db: Database, run_id: str | None = None, now: datetime | None = None
+) -> ForecastRunResult:
+    """``elt run`` step: retrain when due (weekly), then predict from the last observed hour.
+
+    ``now`` (the run window's end) is where the newest final hours are looked for first.
+    """
     result = ForecastRunResult()
     bundle = load_latest(db)
-    reason = retrain_reason(project, db, bundle)
+    reason = retrain_reason(project, db, bundle, now)
     if reason is not None:
         log.info("training the forecast model (%s)%s", reason, f" in run {run_id}" if run_id else "")
         bundle = train_project(project, db)
         result.trained = bundle.version
     assert bundle is not None
     station_ids, timezones = project_stations(project)
-    result.predict = predict_forecasts(db, bundle, station_ids, timezones)
+    result.predict = predict_forecasts(db, bundle, station_ids, timezones, near=now)
     return result

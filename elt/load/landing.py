@@ -14,6 +14,14 @@ Crash safety (kill -9 at any point, then a rerun, gives the state of an uninterr
 - inserts of new station-hours are idempotent through the deterministic ``_id``;
 - rejects have content-derived ids and are written with ``$setOnInsert``.
 
+Hash before validate: ``skip_unchanged`` compares each raw source row, as its compact JSON text (what
+``original_json`` stores), with the stored version of the same station's rows in the response's time range
+(one indexed range read); a row whose text and provisional flag are unchanged is counted ``unchanged`` without
+being validated or written. Only new and changed rows (and rows sharing a timestamp with another row of the
+response) go through ``parse_rows``. So an hourly fetch of a 365-day response validates the few rows that
+changed, not 8,760. (A parser change does not re-parse stored rows: reload with ``elt load --full-refresh``
+semantics, i.e. after clearing the station, to apply it to history.)
+
 Version rules: a stored row changes when its content hash or its provisional flag differs from the incoming
 row's. A response fetched BEFORE the stored version was seen (``fetched_at < _last_seen``) never overwrites it
 (counted as ``stale``): replaying an old archive after a newer fetch cannot roll data back.
@@ -22,8 +30,9 @@ row's. A response fetched BEFORE the stored version was seen (``fetched_at < _la
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +42,15 @@ from pymongo.errors import BulkWriteError
 
 from elt.errors import LoadError
 from elt.sources.airqino import AirqinoSource
-from elt.sources.rows import HourlyRow, ParsedResponse, RejectedRow, as_utc, floor_hour
+from elt.sources.rows import (
+    HOUR,
+    HourlyRow,
+    ParsedResponse,
+    RejectedRow,
+    as_utc,
+    floor_hour,
+    parse_timestamp,
+)
 from elt.store import ensure_unique_index
 
 #: Rows per ``bulk_write`` call: big enough to amortize round trips, small enough for steady progress.
@@ -55,6 +72,67 @@ class LandingCounts:
     history: int = 0
     #: Stored provisional hours inside the response's range that the response no longer contains.
     unconfirmed_provisional: int = 0
+
+
+@dataclass
+class Prefiltered:
+    """A response split by ``skip_unchanged``: rows still to validate, and rows identical to what is stored."""
+
+    rows: list[Any]
+    #: (raw ``_id``, ts) of the rows whose stored version is identical (text and provisional flag).
+    unchanged: list[tuple[str, datetime]] = field(default_factory=list)
+    #: The stored rows of the response's range: ``_id`` -> {ts, provisional}.
+    stored: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def source_text(raw: Any) -> str:
+    """A source row as the compact JSON text ``original_json`` keeps (the same encoding as the parser's)."""
+    try:
+        return json.dumps(raw, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError):
+        return repr(raw)
+
+
+def skip_unchanged(db: Database, station_id: str, data: list[Any], fetched_at: datetime) -> Prefiltered:
+    """Split ``data`` into rows to validate and rows whose stored version is identical (see module docstring).
+
+    A row counts as identical when its JSON text equals the stored ``original_json`` of the same station and
+    the provisional flag it would get now equals the stored one; everything else (new, changed, finalized,
+    malformed, or sharing its timestamp with another row of the response) is left for ``parse_rows``.
+    """
+    fetched_at = as_utc(fetched_at)
+    stamps: dict[str, int] = {}
+    for raw in data:
+        if isinstance(raw, dict) and isinstance(raw.get("timestamp"), str):
+            stamps[raw["timestamp"]] = stamps.get(raw["timestamp"], 0) + 1
+    bounds = []
+    for text in stamps:
+        try:
+            bounds.append(parse_timestamp(text))
+        except ValueError:
+            continue
+    if not bounds:
+        return Prefiltered(rows=list(data))
+    stored_docs = db[AirqinoSource.raw_collection].find(
+        {"station_id": station_id, "ts": {"$gte": min(bounds), "$lte": max(bounds)}},
+        {"original_json": 1, "provisional": 1, "ts": 1},
+    )
+    by_text: dict[str, dict[str, Any]] = {}
+    stored: dict[str, dict[str, Any]] = {}
+    for doc in stored_docs:
+        stored[doc["_id"]] = {"ts": doc["ts"], "provisional": bool(doc.get("provisional"))}
+        if isinstance(doc.get("original_json"), str):
+            by_text[doc["original_json"]] = doc
+    result = Prefiltered(rows=[], stored=stored)
+    for raw in data:
+        doc = by_text.get(source_text(raw)) if by_text else None
+        if doc is not None and stamps.get(raw.get("timestamp"), 0) == 1:
+            provisional_now = as_utc(doc["ts"]) + HOUR > fetched_at
+            if provisional_now == bool(doc.get("provisional")):
+                result.unchanged.append((doc["_id"], as_utc(doc["ts"])))
+                continue
+        result.rows.append(raw)
+    return result
 
 
 def raw_id(station_id: str, ts: datetime) -> str:
@@ -157,9 +235,18 @@ def land_response(
     loaded_at: datetime,
     progress: ProgressCallback | None = None,
     chunk_size: int = CHUNK_SIZE,
+    known: Prefiltered | None = None,
 ) -> LandingCounts:
-    """Write the new and changed rows of ``parsed`` (and its rejects); unchanged rows are not touched."""
+    """Write the new and changed rows of ``parsed`` (and its rejects); unchanged rows are not touched.
+
+    ``known``: what ``skip_unchanged`` already found identical (counted unchanged here, never validated).
+    """
     counts = LandingCounts(rejected=quarantine(db, parsed.rejects, batch_id, loaded_at))
+    if known is not None:
+        counts.unchanged += len(known.unchanged)
+        if progress and known.unchanged:
+            progress(len(known.unchanged))
+        counts.unconfirmed_provisional = _unconfirmed(known, parsed)
     if not parsed.rows:
         return counts
     raw = db[AirqinoSource.raw_collection]
@@ -176,6 +263,8 @@ def land_response(
         _land_chunk(db, chunk, existing, batch_id, loaded_at, fetched_at, counts)
         if progress:
             progress(len(chunk))
+    if known is not None:
+        return counts
     incoming = {raw_id(r.station_id, r.ts) for r in parsed.rows}
     fetch_hour = floor_hour(fetched_at)
     counts.unconfirmed_provisional = sum(
@@ -184,6 +273,22 @@ def land_response(
         if doc.get("provisional") and doc_id not in incoming and as_utc(doc["ts"]) < fetch_hour
     )
     return counts
+
+
+def _unconfirmed(known: Prefiltered, parsed: ParsedResponse) -> int:
+    """Stored provisional hours inside the incoming rows' range that the response no longer contains."""
+    incoming = {doc_id: ts for doc_id, ts in known.unchanged}
+    incoming.update({raw_id(r.station_id, r.ts): as_utc(r.ts) for r in parsed.rows})
+    if not incoming:
+        return 0
+    first, last = min(incoming.values()), max(incoming.values())
+    fetch_hour = floor_hour(parsed.fetched_at)
+    return sum(
+        1
+        for doc_id, doc in known.stored.items()
+        if doc["provisional"] and doc_id not in incoming and first <= as_utc(doc["ts"]) <= last
+        and as_utc(doc["ts"]) < fetch_hour
+    )
 
 
 def _land_chunk(

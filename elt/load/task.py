@@ -28,7 +28,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from elt.errors import EltError, LoadError, SourceError
-from elt.load.landing import ensure_load_indexes, land_response
+from elt.load.landing import ensure_load_indexes, land_response, skip_unchanged
 from elt.logs import redact
 from elt.sources.airqino import AirqinoClient, AirqinoSource, FetchedResponse, FetchError
 from elt.sources.rows import HourlyRow, as_utc, parse_rows, parse_timestamp
@@ -279,21 +279,29 @@ class LoadTask:
         facts.update(url=fetched.url, http_status=fetched.http_status, bytes=fetched.bytes,
                      attempts=fetched.attempts, fetched_at=fetched.fetched_at)  # fmt: skip
         data = AirqinoSource.data_rows(fetched.payload, fetched.url)
-        parsed = parse_rows(station_id, data, fetched.fetched_at)
+        known = skip_unchanged(self.db, station_id, data, fetched.fetched_at)  # validate only new/changed rows
+        parsed = parse_rows(station_id, known.rows, fetched.fetched_at)
         validate_seconds = time.perf_counter() - started - fetch_seconds
-        outcome.received, outcome.duplicates = parsed.received, parsed.duplicates
+        outcome.received, outcome.duplicates = len(data), parsed.duplicates
         parsed.rows, outcome.outside_window = self._in_window(parsed.rows)
-        self._phase(station_id, "landing", len(parsed.rows))
-        counts = land_response(self.db, parsed, self.batch_id, self.clock(), self._advance(station_id))
+        in_window = [(i, ts) for i, ts in known.unchanged if self._covers(ts)]
+        outcome.outside_window += len(known.unchanged) - len(in_window)
+        known.unchanged = in_window
+        self._phase(station_id, "landing", len(parsed.rows) + len(in_window))
+        counts = land_response(self.db, parsed, self.batch_id, self.clock(), self._advance(station_id), known=known)
         for key in _COUNT_FIELDS:
             setattr(outcome, key, getattr(counts, key))
         land_seconds = time.perf_counter() - started - fetch_seconds - validate_seconds
-        facts.update(first_ts=parsed.first_ts, last_ts=parsed.last_ts)
+        stamps = [ts for _, ts in known.unchanged] + [t for t in (parsed.first_ts, parsed.last_ts) if t]
+        facts.update(first_ts=min(stamps, default=None), last_ts=max(stamps, default=None))
         facts["phase_seconds"] = {
             "fetch": round(fetch_seconds, 3),
             "validate": round(validate_seconds, 3),
             "land": round(land_seconds, 3),
         }
+
+    def _covers(self, ts: datetime) -> bool:
+        return (self.since is None or ts >= self.since) and (self.until is None or ts < self.until)
 
     def _in_window(self, rows: list[HourlyRow]) -> tuple[list[HourlyRow], int]:
         if self.since is None and self.until is None:

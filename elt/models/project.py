@@ -30,6 +30,7 @@ MODELS_DIR = "aggregations"
 RESERVED_COLLECTIONS = frozenset(
     {
         "elt_state",
+        "elt_run_changes",
         "elt_test_failures",
         "raw_airqino_history",
         "raw_airqino_rejects",

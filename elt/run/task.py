@@ -93,6 +93,7 @@ class RunTask:
         alerts: bool = True,
         step_functions: dict[str, StepFunction] | None = None,
         now: datetime | None = None,
+        full_tests: bool = False,
     ) -> None:
         self.project = project
         self.db = db
@@ -105,6 +106,7 @@ class RunTask:
         self.alerts = alerts
         self.step_functions = step_functions or STEPS
         self.now = now
+        self.full_tests = full_tests
 
     def run(self) -> RunResult:
         """Take the lease (``RunLockedError``, exit 3, if another run holds it), run, record, release, alert.
@@ -129,7 +131,7 @@ class RunTask:
         return result
 
     def _run_steps(self, runlog: RunLog, window: RunWindow, lease: Lease) -> str | None:
-        ctx = StepContext(self.project, self.db, window, self.run_id, self.demo)
+        ctx = StepContext(self.project, self.db, window, self.run_id, self.demo, full_tests=self.full_tests)
         failures: list[str] = []
         blocked: dict[str, str] = {}
         for name in self.steps:
