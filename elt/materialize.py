@@ -195,13 +195,22 @@ def _merge_stage(model: ModelNode) -> dict[str, Any]:
                        "whenMatched": [{"$replaceWith": keep_or_replace}], "whenNotMatched": "insert"}}  # fmt: skip
 
 
-def _batches(db: Database, mp: ModelProject, model: ModelNode, after: datetime) -> tuple[list[Batch], Any]:
+def _event_time_of(mp: ModelProject, unique_id: str) -> str | None:
+    """The time field a parent declares (a source's or a model's ``event_time``)."""
+    node = mp.sources.get(unique_id) or mp.models.get(unique_id)
+    return getattr(node.spec, "event_time", None) if node is not None else None
+
+
+def _batches(db: Database, mp: ModelProject, model: ModelNode, after: datetime,
+             extra_groups: list[dict[str, Any]] | None = None) -> tuple[list[Batch], Any]:  # fmt: skip
+    """Batches of the main input's changes since ``after``, plus ``extra_groups`` (changes of secondary inputs
+    along their own time field, same partition fields)."""
     spec = model.spec
     source = mp.collection_of(model.from_id)
     change_field = _change_field(mp, model.from_id) or "_updated_at"
     changes = changed_groups(db, source, change_field, after, spec.partition_by or [], spec.event_time)
     if spec.event_time:
-        batches = time_range_batches(changes.groups, spec.partition_by or [], spec.event_time,
+        batches = time_range_batches(changes.groups + (extra_groups or []), spec.partition_by or [], spec.event_time,
                                      timedelta(seconds=model.lookback_s), timedelta(seconds=model.lookahead_s))  # fmt: skip
     else:
         batches = partition_batches(changes.groups, spec.partition_by or [])
@@ -224,13 +233,23 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     secondary = [p for p in model.depends_on if p != model.from_id]
     watermarks = _current_watermarks(db, mp, model, previous)
     changed_secondary = [p for p in secondary if p in watermarks and watermarks[p] != previous.get(p)]
+    # a secondary input with its own time field is tracked like the main one (its changes become batches)
+    tracked_secondary = [p for p in changed_secondary if previous.get(p) is not None and _event_time_of(mp, p)
+                         and model.spec.event_time and model.spec.partition_by]  # fmt: skip
+    changed_secondary = [p for p in changed_secondary if p not in tracked_secondary]
     if changed_secondary:
         outcome = build_full(db, mp, model, ctx)
         outcome.message += f"; {', '.join(changed_secondary)} changed (not partition-tracked)"
         write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
         return outcome
     after = previous.get(model.from_id)
-    batches, changes = _batches(db, mp, model, after) if after is not None else ([], None)
+    extra_groups: list[dict[str, Any]] = []
+    for parent in tracked_secondary:
+        parent_changes = changed_groups(db, mp.collection_of(parent), _change_field(mp, parent) or "_updated_at",
+                                        previous[parent], model.spec.partition_by or [], _event_time_of(mp, parent))  # fmt: skip
+        extra_groups.extend(parent_changes.groups)
+        watermarks[parent] = parent_changes.watermark
+    batches, changes = _batches(db, mp, model, after, extra_groups) if after is not None else ([], None)
     if changes is not None:
         watermarks[model.from_id] = changes.watermark
     ensure_indexes(db, model)
@@ -238,7 +257,9 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     rows = 0
     for batch in batches:
         start, end = _batch_window(model, batch)
-        pipeline = ([{"$match": batch.input_filter}] + mp.render_pipeline(model, start, end)
+        partition = {k: v for k, v in batch.output_filter.items()
+                     if k in (model.spec.partition_by or []) and not isinstance(v, dict)}  # fmt: skip
+        pipeline = ([{"$match": batch.input_filter}] + mp.render_pipeline(model, start, end, partition)
                     + [{"$match": batch.output_filter}] + _meta_stages(ctx) + [_merge_stage(model)])  # fmt: skip
         _aggregate(db, source, pipeline, model)
         written = range_scope(batch.output_filter) or batch.output_filter

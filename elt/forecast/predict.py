@@ -148,7 +148,8 @@ def forecast_station(
 
 
 def write_forecasts(db: Database, docs: Iterable[dict[str, Any]], result: PredictResult) -> None:
-    """Upsert on the contract key; an identical document is left untouched."""
+    """Upsert on the contract key; an identical document is left untouched. A new or changed forecast gets
+    ``_loaded_at`` (now): the change field ``forecast_pairs`` tracks to verify only new forecasts."""
     collection = db[FORECASTS_COLLECTION]
     ensure_unique_index(collection, FORECAST_KEY)
     for doc in docs:
@@ -160,6 +161,9 @@ def write_forecasts(db: Database, docs: Iterable[dict[str, Any]], result: Predic
             result.updated += 1
         else:
             result.unchanged += 1
+            result.forecasts.append(doc)
+            continue
+        collection.update_one(key, {"$set": {"_loaded_at": datetime.now(timezone.utc)}})
         result.forecasts.append(doc)
 
 

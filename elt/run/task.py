@@ -152,18 +152,19 @@ class RunTask:
 
     def _run_step(self, name: str, ctx: StepContext, runlog: RunLog) -> tuple[StepOutcome | None, str | None]:
         step = runlog.step_started(name)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             outcome = self.step_functions[name](ctx)
         except StepSkipped as skip:
-            runlog.step_finished(step, "skipped", reason=str(skip))
+            runlog.step_finished(step, "skipped", reason=str(skip), cpu_s=time.process_time() - cpu_started)
             return None, str(skip)
         except EltError as exc:
             outcome = StepOutcome("failed", error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug in one step is that step's failure, recorded; not a crash
             log.exception("step %s: unexpected error", name)
             outcome = StepOutcome("failed", error=f"unexpected {type(exc).__name__}: {exc}")
-        runlog.step_finished(step, outcome.status, counts=outcome.counts, error=outcome.error)
+        runlog.step_finished(step, outcome.status, counts=outcome.counts, error=outcome.error,
+                             cpu_s=time.process_time() - cpu_started)  # fmt: skip
         seconds = time.perf_counter() - started
         if outcome.status == "failed":
             log.error("step %s failed after %.1f s: %s", name, seconds, redact(str(outcome.error))[:500])
