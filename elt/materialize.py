@@ -234,7 +234,8 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     watermarks = _current_watermarks(db, mp, model, previous)
     changed_secondary = [p for p in secondary if p in watermarks and watermarks[p] != previous.get(p)]
     # a secondary input with its own time field is tracked like the main one (its changes become batches)
-    tracked_secondary = [p for p in changed_secondary if previous.get(p) is not None and _event_time_of(mp, p)
+    # (a parent seen for the first time: all its documents are its changes)
+    tracked_secondary = [p for p in changed_secondary if _event_time_of(mp, p)
                          and model.spec.event_time and model.spec.partition_by]  # fmt: skip
     changed_secondary = [p for p in changed_secondary if p not in tracked_secondary]
     if changed_secondary:
@@ -246,13 +247,15 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     extra_groups: list[dict[str, Any]] = []
     for parent in tracked_secondary:
         parent_changes = changed_groups(db, mp.collection_of(parent), _change_field(mp, parent) or "_updated_at",
-                                        previous[parent], model.spec.partition_by or [], _event_time_of(mp, parent))  # fmt: skip
+                                        previous.get(parent) or FULL_START, model.spec.partition_by or [],
+                                        _event_time_of(mp, parent))  # fmt: skip
         extra_groups.extend(parent_changes.groups)
         watermarks[parent] = parent_changes.watermark
     batches, changes = _batches(db, mp, model, after, extra_groups) if after is not None else ([], None)
     if changes is not None:
         watermarks[model.from_id] = changes.watermark
-    ensure_indexes(db, model)
+    if batches:
+        ensure_indexes(db, model)
     source = mp.collection_of(model.from_id)
     rows = 0
     for batch in batches:
