@@ -153,9 +153,10 @@ def _completeness(db: Database, test: TestNode, collection: str,
             if args.recent is not None:
                 first = max(first, last - timedelta(seconds=duration_seconds(args.recent)) + step)
             in_span = {**(span["_id"] or {}), args.event_time: {"$gte": first, "$lte": last}}
-            query = {"$and": [args.where or {}, counted_if, in_span]}
+            # the group's equality + time range leads (index order); where/counted_if apply after it
+            filters = [{"$match": f} for f in (args.where, counted_if) if f]
             expected = int((last - first) / step) + 1
-            groups.append((span["_id"], expected, db[collection].count_documents(query), first, last))
+            groups.append((span["_id"], expected, _count(db, collection, [{"$match": in_span}] + filters), first, last))
     for group, expected, counted, first, last in groups:
         ratio = counted / expected if expected else 1.0
         if ratio < args.min_ratio:

@@ -28,7 +28,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from elt.errors import EltError, LoadError, SourceError
-from elt.load.landing import ensure_load_indexes, land_response, skip_unchanged
+from elt.load.landing import ensure_load_indexes, land_response, refresh_day_digests, skip_unchanged
 from elt.logs import redact
 from elt.sources.airqino import AirqinoClient, AirqinoSource, FetchedResponse, FetchError
 from elt.sources.rows import HourlyRow, as_utc, parse_rows, parse_timestamp
@@ -289,6 +289,7 @@ class LoadTask:
         known.unchanged = in_window
         self._phase(station_id, "landing", len(parsed.rows) + len(in_window))
         counts = land_response(self.db, parsed, self.batch_id, self.clock(), self._advance(station_id), known=known)
+        refresh_day_digests(self.db, station_id, known.dirty_days)
         for key in _COUNT_FIELDS:
             setattr(outcome, key, getattr(counts, key))
         land_seconds = time.perf_counter() - started - fetch_seconds - validate_seconds

@@ -34,6 +34,7 @@ RESERVED_COLLECTIONS = frozenset(
         "elt_test_failures",
         "raw_airqino_history",
         "raw_airqino_rejects",
+        "raw_airqino_digests",
         "load_batches",
         "forecasts",
     }

@@ -6,7 +6,8 @@ changed are written, so publishing twice writes nothing the second time.
 Inside ``elt run``, publish is driven by the run's change records (``elt.models.changes``): a table whose
 collection did not change is not touched, a collection rebuilt in full is copied in full, and otherwise only
 the documents of the changed scopes are read (index-friendly queries) and upserted; rows that left a scope
-are deleted within that scope only, and windowed tables drop the rows that fell out of their window.
+are deleted within that scope (when the scope's fields are serving columns), and windowed tables drop the rows
+that fell out of their window.
 """
 
 from __future__ import annotations
@@ -218,7 +219,7 @@ def publish_marts(
                 if change is None and postgres.table_exists(conn, table):
                     result.unchanged.append(table.name)
                     continue
-                if change is not None and not change.full and _scopes_fit(table, change.scopes):
+                if change is not None and not change.full:
                     scopes = change.scopes
             result.tables.append(_publish_table(conn, project, db, table, rebuild, scopes))
     result.seconds = time.monotonic() - started
@@ -282,9 +283,13 @@ def _publish_table(
                 )
             else:
                 window_start = _window_start(conn, db, table, scopes)
+                # rows that left a scope are deleted when the scope is expressible in serving columns; an
+                # incremental model's scoped change never deletes documents anyway (only full builds do, and
+                # those are published in full)
+                within = [_scope_values(table, s) for s in scopes] if _scopes_fit(table, scopes) else []
                 rows, inserted, updated, deleted = postgres.upsert_rows(
                     conn, table, scoped_rows(project, db, table, scopes, window_start),
-                    within=[_scope_values(table, s) for s in scopes], older_than=window_start,
+                    within=within, older_than=window_start,
                 )
     except (psycopg.Error, PublishError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
