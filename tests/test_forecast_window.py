@@ -36,7 +36,7 @@ def test_newest_final_hour_near_now_far_away_or_without_a_hint_equals_a_full_sca
         assert newest_final_ts(mongo_db, station) == expected  # now: years after the data
     assert newest_final_ts(mongo_db, "unknown") is None
     newest = newest_final_hour(mongo_db, ["a", "b"], near=T0 + timedelta(days=60))
-    assert newest.to_pydatetime() == _scan(mongo_db, "a")
+    assert newest.to_pydatetime() == _scan(mongo_db, "a").replace(tzinfo=None)  # utc_hour: naive UTC
 
 
 def test_read_staging_reads_each_station_by_its_time_range(mongo_db: Database) -> None:
