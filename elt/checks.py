@@ -112,9 +112,14 @@ def _scope_is_exact_for(test: TestNode, scopes: list[dict[str, Any]]) -> bool:
 
 def _relationships(db: Database, mp: ModelProject, test: TestNode, collection: str,
                    scopes: list[dict[str, Any]] | None = None) -> tuple[int, list[dict]]:  # fmt: skip
+    """Values of the column missing from the parent's field. In an audit, each value is first looked up in the
+    parent within the scope it came from (e.g. the station-days of a daily row in staging: an index range);
+    only when that finds nothing is the parent searched by the value alone (on SecantusDB that reads every
+    parent document with the value, e.g. a station's whole history)."""
     args = test.args
     parent = mp.collection_of(next(d for d in test.depends_on if d != test.attached_to))
     counts: dict[Any, int] = {}
+    origins: dict[Any, list[dict[str, Any]]] = {}
     for scope in scopes if scopes is not None else [None]:
         leading = [{"$match": scope}] if scope is not None else []
         for row in db[collection].aggregate(
@@ -122,9 +127,20 @@ def _relationships(db: Database, mp: ModelProject, test: TestNode, collection: s
                                       {"$group": {"_id": f"${args.column}", "count": {"$sum": 1}}}]
         ):  # fmt: skip
             counts[row["_id"]] = counts.get(row["_id"], 0) + row["count"]
-    values = [{"_id": value, "count": count} for value, count in counts.items()]
-    missing = [{args.column: v["_id"], "count": v["count"], "missing_in": f"{parent}.{args.field}"}
-               for v in values if db[parent].find_one({args.field: v["_id"]}, {"_id": 1}) is None]  # fmt: skip
+            if scope is not None:
+                origins.setdefault(repr(row["_id"]), []).append(scope)
+
+    def present(value: Any) -> bool:
+        for scope in origins.get(repr(value), []):
+            probe = {**scope, args.field: value}
+            if args.field in scope and scope[args.field] != value:
+                continue
+            if db[parent].find_one(probe, {"_id": 1}) is not None:
+                return True
+        return db[parent].find_one({args.field: value}, {"_id": 1}) is not None
+
+    missing = [{args.column: value, "count": count, "missing_in": f"{parent}.{args.field}"}
+               for value, count in counts.items() if not present(value)]  # fmt: skip
     return len(missing), missing[:SAMPLE_SIZE]
 
 

@@ -77,3 +77,22 @@ def test_a_bad_value_in_a_changed_partition_fails_the_audit_like_the_full_pass(
     assert audit.result(uid).message == "1 failing document"
     assert full.result(uid).failures == 2
     assert not audit.ok and audit.exit_code == 1
+
+
+def test_elt_run_audits_except_on_the_first_run_of_the_day_or_when_asked(mongo_db: Database) -> None:
+    from datetime import datetime, timezone
+
+    from elt.models.changes import RunChanges, record_changes
+    from elt.run.steps import StepContext, full_test_pass_reason
+    from elt.transform import record_full_pass
+
+    ctx = StepContext(project=None, db=mongo_db, window=None, run_id="r1")  # type: ignore[arg-type]
+    morning = datetime(2024, 9, 9, 8, tzinfo=timezone.utc)
+    assert full_test_pass_reason(ctx, morning) == "no change record of this run (its transform did not run)"
+    record_changes(mongo_db, RunChanges("r1"))
+    assert full_test_pass_reason(ctx, morning) == "no full test pass recorded yet"
+    record_full_pass(mongo_db, datetime(2024, 9, 9, 0, 5, tzinfo=timezone.utc))
+    assert full_test_pass_reason(ctx, morning) is None
+    assert full_test_pass_reason(ctx, datetime(2024, 9, 10, 0, 10, tzinfo=timezone.utc)) == "first run of the day (UTC)"
+    ctx.full_tests = True
+    assert full_test_pass_reason(ctx, morning) == "--full-tests"
