@@ -121,6 +121,40 @@ class _PeakPoller(threading.Thread):
             self.stopped.wait(self.interval_s)
 
 
+class _ServerTracer(threading.Thread):
+    """Samples the server's CPU seconds with wall-clock times into ``trace``."""
+
+    def __init__(self, server: ServerProcess, trace: list[tuple[float, float]], interval_s: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.server, self.trace, self.interval_s = server, trace, interval_s
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            with contextlib.suppress(OSError, ValueError):
+                self.trace.append((time.time(), self.server.cpu_s()))
+            if self.stopped.wait(self.interval_s):
+                with contextlib.suppress(OSError, ValueError):
+                    self.trace.append((time.time(), self.server.cpu_s()))
+                return
+
+
+def server_cpu_between(trace: Sequence[tuple[float, float]], start: float, end: float) -> float | None:
+    """Server CPU seconds between two unix times, from a ``server_trace`` (linear between samples)."""
+    if len(trace) < 2:
+        return None
+
+    def at(moment: float) -> float:
+        if moment <= trace[0][0]:
+            return trace[0][1]
+        for (t0, c0), (t1, c1) in zip(trace, trace[1:], strict=False):
+            if t0 <= moment <= t1:
+                return c0 + (c1 - c0) * ((moment - t0) / (t1 - t0) if t1 > t0 else 1.0)
+        return trace[-1][1]
+
+    return max(0.0, at(end) - at(start))
+
+
 def run_measured(
     label: str,
     command: Sequence[str],
@@ -130,8 +164,13 @@ def run_measured(
     server: ServerProcess | None = None,
     timeout_s: float = 3600,
     check: bool = True,
+    server_trace: list[tuple[float, float]] | None = None,
 ) -> Sample:
-    """Run ``command`` to completion and measure it (and the server while it ran)."""
+    """Run ``command`` to completion and measure it (and the server while it ran).
+
+    ``server_trace`` (a list) receives ``(unix time, server CPU seconds)`` every 50 ms while the command runs, so
+    a caller can split the server's CPU by the command's own phases (e.g. the steps of one ``elt run``).
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         if server:
             server.reset_peak()
@@ -144,12 +183,18 @@ def run_measured(
         timer.start()
         poller = _PeakPoller(process.pid)
         poller.start()
+        tracer = _ServerTracer(server, server_trace) if server and server_trace is not None else None
+        if tracer:
+            tracer.start()
         try:
             _, status, usage = os.wait4(process.pid, 0)
         finally:
             timer.cancel()
             poller.stopped.set()
             poller.join()
+            if tracer:
+                tracer.stopped.set()
+                tracer.join()
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)

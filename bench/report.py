@@ -1,4 +1,5 @@
-"""The README "Performance" tables, rendered from a bench result (``bench/results/latest.json`` by default).
+"""The README "Performance" tables, rendered from a bench result (the committed ``bench/results/latest.json`` by
+default; ``python -m bench`` itself writes ``target/bench/latest.json``).
 
 python -m bench.report                    # markdown on stdout
 python -m bench.report path/to/result.json
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.run_all import DEFAULT_OUTPUT
+from bench.run_all import COMMITTED_OUTPUT
 
 
 def _s(value: float | None, digits: int = 1) -> str:
@@ -104,6 +105,32 @@ def workload_rows(w: dict[str, Any]) -> list[str]:
     return rows
 
 
+def step_rows(w: dict[str, Any]) -> list[str]:
+    """Per step of the hourly ``elt run`` (medians): wall, client CPU, server CPU; then the floor."""
+    rows = []
+    for name in ("W1", "W2"):
+        section = w.get(name, {}).get("hourly_run")
+        if not section:
+            continue
+        stations = w[name].get("stations")
+        for step, m in section.get("hourly_steps", {}).items():
+            note = f" ({m['reason'][:60]})" if m.get("status") == "skipped" and m.get("reason") else ""
+            rows.append(f"| {stations} | {step}{note} | {_s(m.get('wall_s_median'), 2)} | "
+                        f"{_s(m.get('client_cpu_s_median'), 2)} | {_s(m.get('server_cpu_s_median'), 2)} |")  # fmt: skip
+        total = section.get("hourly_runs", {})
+        rows.append(f"| {stations} | **whole `elt run` process** (median of {total.get('n')}) | "
+                    f"{_s(total.get('wall_s_median'), 2)} | {_s(total.get('cpu_s_median'), 2)} | "
+                    f"{_s(total.get('server_cpu_s_median'), 2)} |")  # fmt: skip
+        fl = section.get("floor", {})
+        runs = fl.get("runs") or [{}]
+        rows.append(f"| {stations} | hand-written floor (staging + daily of the changed station-days) | "
+                    f"{_s(fl.get('wall_s_median'), 2)} | {_s(runs[-1].get('client_cpu_s'), 2)} | "
+                    f"{_s(runs[-1].get('server_cpu_s'), 2)} |")  # fmt: skip
+        rows.append(f"| {stations} | ratio hourly run / floor (wall; CPU) | {_ratio(section.get('hourly_over_floor_wall'))} | "
+                    f"{_ratio(section.get('hourly_over_floor_cpu'))} (total) | |")  # fmt: skip
+    return rows
+
+
 def seed_rows(w: dict[str, Any]) -> list[str]:
     """W3: the seed's cheaper variant per hour against each of our hourly cycles."""
     rows = []
@@ -135,6 +162,12 @@ def render(report: dict[str, Any]) -> str:
         "|---|---|---|---:|---:|---:|",
         *workload_rows(report.get("workloads", {})),
         "",
+        "The hourly `elt run`, step by step (medians; CPU seconds of the `elt run` process and of the server):",
+        "",
+        "| stations | step | wall s | client CPU s | server CPU s |",
+        "|---:|---|---:|---:|---:|",
+        *step_rows(report.get("workloads", {})),
+        "",
         "Seed approach per hour against ours (ratio > 1: ours is cheaper):",
         "",
         "| stations | our hourly cycle | ours wall s | seed wall s | seed / ours (wall) | seed / ours (CPU) |",
@@ -153,7 +186,7 @@ def render(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Print the tables of a result file."""
     args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else DEFAULT_OUTPUT
+    path = Path(args[0]) if args else COMMITTED_OUTPUT
     print(render(json.loads(path.read_text())))
     return 0
 

@@ -32,6 +32,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from elt.errors import TransformError
 from elt.failpoint import failpoint
+from elt.models.changes import RunChanges, range_scope
 from elt.models.intervals import (
     PENDING_FULL_BUILD,
     Batch,
@@ -64,6 +65,12 @@ class RunContext:
     started_at: datetime
     full_refresh: bool = False
     fully_built: set[str] = field(default_factory=set)
+    #: What this invocation wrote, relation by relation (the run's change records; see elt.models.changes).
+    changes: RunChanges | None = None
+
+    def __post_init__(self) -> None:
+        if self.changes is None:
+            self.changes = RunChanges(self.run_id)
 
 
 @dataclass
@@ -256,6 +263,8 @@ def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext
         raise TransformError(f"{model.path}: model '{model.name}': {stale} documents of an earlier run remain after "
                              "the rebuild; not recorded as built. Rerun elt transform")  # fmt: skip
     ctx.fully_built.add(model.unique_id)
+    assert ctx.changes is not None
+    ctx.changes.add_full(model.collection)
     return Outcome("full", rows_affected=rows, message=f"{rows} documents (full build)")
 
 
@@ -271,13 +280,22 @@ def _merge_stage(model: ModelNode) -> dict[str, Any]:
                        "whenMatched": [{"$replaceWith": keep_or_replace}], "whenNotMatched": "insert"}}  # fmt: skip
 
 
-def _batches(db: Database, mp: ModelProject, model: ModelNode, after: datetime) -> tuple[list[Batch], Any]:
+def _event_time_of(mp: ModelProject, unique_id: str) -> str | None:
+    """The time field a parent declares (a source's or a model's ``event_time``)."""
+    node = mp.sources.get(unique_id) or mp.models.get(unique_id)
+    return getattr(node.spec, "event_time", None) if node is not None else None
+
+
+def _batches(db: Database, mp: ModelProject, model: ModelNode, after: datetime,
+             extra_groups: list[dict[str, Any]] | None = None) -> tuple[list[Batch], Any]:  # fmt: skip
+    """Batches of the main input's changes since ``after``, plus ``extra_groups`` (changes of secondary inputs
+    along their own time field, same partition fields)."""
     spec = model.spec
     source = mp.collection_of(model.from_id)
     change_field = _change_field(mp, model.from_id) or "_updated_at"
     changes = changed_groups(db, source, change_field, after, spec.partition_by or [], spec.event_time)
     if spec.event_time:
-        batches = time_range_batches(changes.groups, spec.partition_by or [], spec.event_time,
+        batches = time_range_batches(changes.groups + (extra_groups or []), spec.partition_by or [], spec.event_time,
                                      timedelta(seconds=model.lookback_s), timedelta(seconds=model.lookahead_s))  # fmt: skip
     else:
         batches = partition_batches(changes.groups, spec.partition_by or [])
@@ -294,11 +312,18 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
         mark_full_build_pending(db, model.unique_id, ctx.run_id, reason)
         outcome = build_full(db, mp, model, ctx)
         outcome.message = f"{outcome.message}; {reason}"
+        if model.from_id in mp.sources:
+            ctx.changes.add_full(mp.collection_of(model.from_id))  # type: ignore[union-attr]
         write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
         return outcome
     secondary = [p for p in model.depends_on if p != model.from_id]
     watermarks = _current_watermarks(db, mp, model, previous)
     changed_secondary = [p for p in secondary if p in watermarks and watermarks[p] != previous.get(p)]
+    # a secondary input with its own time field is tracked like the main one (its changes become batches)
+    # (a parent seen for the first time: all its documents are its changes)
+    tracked_secondary = [p for p in changed_secondary if _event_time_of(mp, p)
+                         and model.spec.event_time and model.spec.partition_by]  # fmt: skip
+    changed_secondary = [p for p in changed_secondary if p not in tracked_secondary]
     if changed_secondary:
         mark_full_build_pending(db, model.unique_id, ctx.run_id, "secondary input changed")
         outcome = build_full(db, mp, model, ctx)
@@ -306,23 +331,35 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
         write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
         return outcome
     after = previous.get(model.from_id)
-    batches, changes = _batches(db, mp, model, after) if after is not None else ([], None)
+    extra_groups: list[dict[str, Any]] = []
+    for parent in tracked_secondary:
+        parent_changes = changed_groups(db, mp.collection_of(parent), _change_field(mp, parent) or "_updated_at",
+                                        previous.get(parent) or FULL_START, model.spec.partition_by or [],
+                                        _event_time_of(mp, parent))  # fmt: skip
+        extra_groups.extend(parent_changes.groups)
+        watermarks[parent] = parent_changes.watermark
+    batches, changes = _batches(db, mp, model, after, extra_groups) if after is not None else ([], None)
     if changes is not None:
         watermarks[model.from_id] = changes.watermark
     _check_target(model)
-    ensure_indexes(db, model)
+    if batches:
+        ensure_indexes(db, model)
     source = mp.collection_of(model.from_id)
     rows = 0
     for batch in batches:
         start, end = _batch_window(model, batch)
-        pipeline = ([{"$match": batch.input_filter}] + mp.render_pipeline(model, start, end)
+        partition = {k: v for k, v in batch.output_filter.items()
+                     if k in (model.spec.partition_by or []) and not isinstance(v, dict)}  # fmt: skip
+        pipeline = ([{"$match": batch.input_filter}] + mp.render_pipeline(model, start, end, partition)
                     + [{"$match": batch.output_filter}] + _meta_stages(ctx) + [_merge_stage(model)])  # fmt: skip
         _aggregate(db, source, pipeline, model)
-        rows += db[model.collection].count_documents({**batch.output_filter, "_run_id": ctx.run_id})
+        written = range_scope(batch.output_filter) or batch.output_filter
+        rows += db[model.collection].count_documents({**written, "_run_id": ctx.run_id})
     failpoint(f"{model.name}:incremental:merged")
     for batch in batches:  # before the state says these partitions are done
         verify_keys(db, model, _verify_filter(model, batch))
     failpoint(f"{model.name}:incremental:verified")
+    _record_incremental_changes(mp, model, ctx, batches, changes)
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, False)
     partitions = [p for b in batches for p in b.partitions]
     changed_docs = changes.count if changes else 0
@@ -338,6 +375,40 @@ def _verify_filter(model: ModelNode, batch: Batch) -> dict[str, Any]:
         return batch.output_filter
     first = (model.spec.partition_by or [""])[0]
     return {first: batch.partitions[0].get(first)}
+
+
+def _record_incremental_changes(mp: ModelProject, model: ModelNode, ctx: RunContext, batches: list[Batch],
+                                changes: Any) -> None:  # fmt: skip
+    """The run's change records of an incremental build: the output scopes it recomputed, and (for a model
+    reading a source) the source documents that changed, per partition and time range."""
+    assert ctx.changes is not None
+    scopes = [range_scope(b.output_filter) for b in batches]
+    if any(s is None for s in scopes):
+        ctx.changes.add_full(model.collection)
+    else:
+        ctx.changes.add_scopes(model.collection, [s for s in scopes if s])
+    if model.from_id not in mp.sources or changes is None or not changes.groups:
+        return
+    partition_by = model.spec.partition_by or []
+    event_time = model.spec.event_time  # the field changed_groups took first/last of
+    spans: dict[tuple, list[Any]] = {}
+    for group in changes.groups:
+        key = tuple(group["_id"].get(name) for name in partition_by)
+        first, last = group.get("first"), group.get("last")
+        if key not in spans:
+            spans[key] = [first, last]
+        elif first is not None and last is not None:
+            spans[key] = [min(spans[key][0], first), max(spans[key][1], last)]
+    source_scopes = []
+    for key, (first, last) in spans.items():
+        scope: dict[str, Any] = dict(zip(partition_by, key, strict=True))
+        if event_time and first is not None and last is not None:
+            scope[event_time] = {"$gte": first, "$lte": last}
+        source_scopes.append(scope)
+    if not partition_by:
+        ctx.changes.add_full(mp.collection_of(model.from_id))
+    else:
+        ctx.changes.add_scopes(mp.collection_of(model.from_id), source_scopes)
 
 
 def _batch_window(model: ModelNode, batch: Batch) -> tuple[datetime, datetime]:

@@ -22,6 +22,8 @@ OWNED_COLLECTIONS: dict[str, str] = {
     "forecast_models": "elt forecast train",
     "forecasts": "elt forecast predict",
     "forecast_health": "elt run (forecast step)",
+    "elt_run_changes": "elt transform and elt run",
+    "raw_airqino_digests": "elt load",
 }
 
 #: Name prefixes reserved for landed data, the project's own bookkeeping and the server.

@@ -25,6 +25,7 @@ from elt.errors import EXIT_FAILED, EXIT_OK, TransformError
 from elt.materialize import Outcome, RunContext, materialize
 from elt.models import ModelProject, load_models
 from elt.models.artifacts import RUN_RESULTS_SCHEMA, manifest, metadata, write_json
+from elt.models.changes import RunChanges, record_changes
 from elt.models.selection import selected_models, selected_tests
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class RunResult:
     args: dict[str, Any]
     results: list[NodeResult]
     run_results: dict[str, Any] = field(default_factory=dict)
+    #: Tests an audit did not run because their relation did not change (``elt run``'s test step).
+    not_changed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -101,6 +104,10 @@ class RunResult:
             counts["documents_written"] = sum(
                 r.adapter_response.get("rows_affected", 0) for r in self.results
             )
+        if self.command == "test":
+            counts["scope"] = self.args.get("scope", "full")
+            if self.not_changed:
+                counts["not_changed"] = len(self.not_changed)
         return counts
 
     def result(self, unique_id: str) -> NodeResult:
@@ -202,6 +209,8 @@ def run_transform(
         log_call = log.info if status == "success" else log.error
         log_call("%d of %d %s %s: %s [%.2fs]", i, len(chosen), "OK" if status == "success" else "ERROR",
                  model.name, message, elapsed)  # fmt: skip
+    assert ctx.changes is not None
+    record_changes(db, ctx.changes, ctx.started_at)
     return _finish(mp, "transform", ctx.run_id, started, ctx.started_at, args, results, write_artifacts)
 
 
@@ -215,10 +224,14 @@ def run_tests(
     now: datetime | None = None,
     write_artifacts: bool = True,
     run_id: str | None = None,
+    changes: RunChanges | None = None,
 ) -> RunResult:
     """Validate ``aggregations/`` and run the selected data tests (and source freshness).
 
     ``store_failures`` keeps failing documents in ``elt_test_failures``; ``now`` is the freshness reference.
+    ``changes`` (a run's change records) turns the pass into an audit of what that run wrote: a test runs only
+    on the partitions its relation changed in, and not at all on a relation that did not change (freshness
+    always runs). None (``elt test``) is the full pass.
     """
     started = time.monotonic()
     mp = load_models(project, vars)
@@ -227,12 +240,21 @@ def run_tests(
     invocation_id, generated_at = run_id or str(uuid.uuid4()), _now()
     now = now or generated_at
     args = {"which": "test", "select": list(select), "exclude": list(exclude),
-            "store_failures": store_failures, "vars": dict(vars or {})}  # fmt: skip
+            "store_failures": store_failures, "vars": dict(vars or {}),
+            "scope": "full" if changes is None else "changed"}  # fmt: skip
     results = []
+    unchanged: list[str] = []
     for i, uid in enumerate(chosen, 1):
         test = mp.tests[uid]
+        scopes = None
+        if changes is not None and test.kind != "freshness":
+            change = changes.get(mp.collection_of(test.attached_to))
+            if change is None:
+                unchanged.append(uid)
+                continue
+            scopes = None if change.full else change.scopes
         node_started, clock = _now(), time.monotonic()
-        outcome = checks.run_test(db, mp, test, now)
+        outcome = checks.run_test(db, mp, test, now, scopes)
         if store_failures and outcome.status != "error":
             checks.store_failures(db, test, outcome, invocation_id, generated_at)
         elapsed = time.monotonic() - clock
@@ -242,4 +264,29 @@ def run_tests(
         level = logging.INFO if outcome.status == "pass" else logging.WARNING
         log.log(level, "%d of %d %s %s %s [%.2fs]", i, len(chosen), outcome.status.upper(), test.name,
                 outcome.message, elapsed)  # fmt: skip
-    return _finish(mp, "test", invocation_id, started, generated_at, args, results, write_artifacts)
+    if unchanged:
+        log.info("%d test(s) not run: their relation did not change in this run", len(unchanged))
+    if changes is None and not select and not exclude:
+        record_full_pass(db, generated_at)
+    run = _finish(mp, "test", invocation_id, started, generated_at, args, results, write_artifacts)
+    run.not_changed = unchanged
+    return run
+
+
+#: ``elt_state`` document recording the last full test pass (``elt test``, or the daily one of ``elt run``).
+FULL_PASS_STATE = "tests:full_pass"
+
+
+def record_full_pass(db: Database, at: datetime) -> None:
+    """Remember when every data test last ran on everything."""
+    from elt.models.intervals import STATE_COLLECTION
+
+    db[STATE_COLLECTION].update_one({"_id": FULL_PASS_STATE}, {"$set": {"at": at}}, upsert=True)
+
+
+def last_full_pass(db: Database) -> datetime | None:
+    """When every data test last ran on everything (None: never recorded)."""
+    from elt.models.intervals import STATE_COLLECTION
+
+    doc = db[STATE_COLLECTION].find_one({"_id": FULL_PASS_STATE})
+    return doc.get("at") if doc else None

@@ -15,8 +15,9 @@ MARTS = (
     "forecasts",
     "forecast_verification",
 )
-#: Fields that legitimately differ between two runs writing the same data.
-VOLATILE = ("_id", "_updated_at", "_run_id")
+#: Fields that legitimately differ between two runs writing the same data (``_loaded_at``: when elt forecast
+#: wrote a forecast).
+VOLATILE = ("_id", "_updated_at", "_run_id", "_loaded_at")
 
 
 def mart_digest(client: MongoClient, database: str) -> dict[str, tuple[int, str]]:

@@ -58,7 +58,7 @@ def test_predict_writes_contract_documents_from_the_last_final_hour(
         (DEAD_CO, "pm25", 2),
     }  # fmt: skip
     for doc in docs:
-        assert set(doc) == CONTRACT_FIELDS
+        assert set(doc) == CONTRACT_FIELDS | {"_loaded_at"}  # when written: what forecast_pairs tracks
         assert doc["issued_at"] == LAST_FINAL
         assert doc["target_ts"] == LAST_FINAL + timedelta(hours=doc["horizon_h"])
         assert doc["model"] in {"gbm", "blend", "seasonal_naive", "persistence"}

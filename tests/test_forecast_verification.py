@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,9 @@ def verified(project_dir: Path, mongo_db: Database) -> Database:
     mongo_db.raw_airqino_hourly.insert_many(raw_hours())
     project = load_project(project_dir)
     assert run_transform(project, mongo_db).exit_code == 0
-    mongo_db.forecasts.insert_many([dict(f) for f in FORECASTS])
-    result = run_transform(project, mongo_db, select=["forecast_verification"])
+    # as elt forecast writes them: with the _loaded_at the incremental forecast_pairs tracks
+    mongo_db.forecasts.insert_many([dict(f, _loaded_at=datetime.now(timezone.utc)) for f in FORECASTS])
+    result = run_transform(project, mongo_db, select=["+forecast_verification"])
     assert result.exit_code == 0, [r.message for r in result.results]
     return mongo_db
 
@@ -69,7 +70,7 @@ def verified(project_dir: Path, mongo_db: Database) -> Database:
 def rows(db: Database) -> dict[tuple, dict[str, Any]]:
     return {
         (d["station_id"], d["pollutant"], d["horizon_h"], d["day"]): d
-        for d in db.forecast_verification.find({}, {"_id": 0, "_updated_at": 0, "_run_id": 0})
+        for d in db.forecast_verification.find({}, {"_id": 0, "_updated_at": 0, "_run_id": 0, "_date": 0})
     }
 
 
@@ -108,6 +109,37 @@ def test_trailing_seven_days_pool_the_errors_of_the_days_before(verified: Databa
 
 def test_rebuild_gives_the_same_rows(project_dir: Path, verified: Database) -> None:
     before = rows(verified)
-    result = run_transform(load_project(project_dir), verified, select=["forecast_verification"])
+    result = run_transform(load_project(project_dir), verified, select=["+forecast_verification"])
     assert result.exit_code == 0
     assert rows(verified) == before
+
+
+def test_hour_by_hour_verification_equals_a_full_refresh(project_dir: Path, mongo_db: Database) -> None:
+    """Observations and forecasts arriving hour by hour, each hour an incremental run: the three verification
+    models end equal to a --full-refresh build of the same data."""
+    project = load_project(project_dir)
+    raw = raw_hours()
+    for hour in range(0, 48, 6):
+        landed = datetime.now(timezone.utc)
+        mongo_db.raw_airqino_hourly.insert_many([dict(d, _loaded_at=landed) for d in raw[hour : hour + 6]])
+        due = [f for f in FORECASTS if hour <= (f["issued_at"] - START).total_seconds() / 3600 < hour + 6]
+        if due:
+            mongo_db.forecasts.insert_many([dict(f, _loaded_at=datetime.now(timezone.utc)) for f in due])
+        assert run_transform(project, mongo_db).exit_code == 0
+    later = [f for f in FORECASTS if (f["issued_at"] - START).total_seconds() / 3600 >= 48]
+    if later:
+        mongo_db.forecasts.insert_many([dict(f, _loaded_at=datetime.now(timezone.utc)) for f in later])
+        assert run_transform(project, mongo_db).exit_code == 0
+    names = ("forecast_pairs", "forecast_verification_days", "forecast_verification")
+    hidden = {"_id": 0, "_updated_at": 0, "_run_id": 0}
+    def state() -> dict[str, list[str]]:
+        return {n: sorted(repr(sorted(d.items())) for d in mongo_db[n].find({}, hidden)) for n in names}
+
+    incremental = state()
+    assert incremental["forecast_verification"], "nothing verified"
+    full = run_transform(project, mongo_db, select=["+forecast_verification"], full_refresh=True)
+    assert full.exit_code == 0
+    rebuilt = state()
+    for name in names:
+        assert rebuilt[name] == incremental[name], name
+    assert rows(mongo_db)[(STATION, "pm25", 1, "2024-03-02")]["n_7d"] == 3

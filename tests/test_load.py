@@ -210,3 +210,30 @@ def test_two_stations_one_year_throughput_is_reported(
 
 def test_volatile_fields_are_only_write_metadata() -> None:
     assert {"_loaded_at", "_batch_id", "_replaced_by_batch", "_rejected_at"} == VOLATILE_FIELDS
+
+
+def test_unchanged_rows_are_counted_before_validation(
+    project_dir: Path, live, mongo_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hash before validate: an hourly refetch of the whole window validates only the new and changed rows."""
+    import elt.load.task as load_task
+
+    assert run_load(project_dir).exit_code == 0
+    validated: list[int] = []
+    real_parse = load_task.parse_rows
+
+    def counting_parse(station_id, data, fetched_at):  # type: ignore[no-untyped-def]
+        validated.append(len(data))
+        return real_parse(station_id, data, fetched_at)
+
+    monkeypatch.setattr(load_task, "parse_rows", counting_parse)
+    live.advance(hours=1)
+    second = run_load(project_dir)
+
+    assert second.exit_code == 0, second.stderr
+    for station_id in STATIONS:
+        entry = second.station(station_id)
+        assert (entry["inserted"], entry["updated"], entry["rejected"]) == (1, 1, 0), entry
+        assert entry["unchanged"] == entry["received"] - 2 > 400
+    # the new hour and the finalized one, per station: everything else was matched to its stored text
+    assert validated == [2, 2]

@@ -163,3 +163,14 @@ def test_load_project_from_env_project_dir(tmp_path: Path, monkeypatch: pytest.M
     result = CliRunner().invoke(main, ["server", "status"])
     assert result.exit_code == 0 and str(tmp_path / ".elt" / "mongo") in result.output
     assert load_project(tmp_path, env={}).project_dir == tmp_path.resolve()
+
+
+def test_importing_the_cli_is_light() -> None:
+    """``import elt.cli`` imports no command module, pymongo, pydantic or rich (lazy command loading)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, elt.cli; heavy = [m for m in ('pymongo', 'pydantic', 'rich', 'elt.commands.run', "
+            "'elt.config') if m in sys.modules]; print(heavy)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

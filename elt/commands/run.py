@@ -62,6 +62,10 @@ def _jsonable(value: Any) -> Any:
 )
 @click.option("--trigger", default="cli", show_default=True, help="Who started the run (recorded): cli, cron, "
               "airflow, compose.")  # fmt: skip
+@click.option(
+    "--full-tests", is_flag=True,
+    help="Run every data test on everything (default: only on what this run changed, plus one full pass a day).",
+)  # fmt: skip
 @click.option("--no-alerts", is_flag=True, help="Do not call the alert webhook (ELT_ALERT_WEBHOOK_URL).")
 @click.option("--no-summary", is_flag=True, help="Do not print the one-screen summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout (no summary).")
@@ -75,6 +79,7 @@ def run(
     lookback: float | None,
     demo: bool,
     trigger: str,
+    full_tests: bool,
     no_alerts: bool,
     no_summary: bool,
     as_json: bool,
@@ -101,7 +106,7 @@ def run(
         store = stack.enter_context(open_store(project))
         task = RunTask(project, store.db, start=start, end=end, steps=steps, run_id=run_id,
                        lookback_hours=lookback, trigger="demo" if demo and trigger == "cli" else trigger,
-                       demo=demo, alerts=not no_alerts)  # fmt: skip
+                       demo=demo, alerts=not no_alerts, full_tests=full_tests)  # fmt: skip
         result = task.run()
         if as_json:
             click.echo(json.dumps(_jsonable({**result.record, "alerts": result.alerts}), indent=2))

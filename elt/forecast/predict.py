@@ -15,12 +15,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
-from pymongo import DESCENDING
 from pymongo.database import Database
 
 from elt.forecast import HORIZONS, POLLUTANTS
 from elt.forecast.features import HISTORY_HOURS, design_matrix
-from elt.forecast.series import MEASURES, STAGING_COLLECTION, hourly_grid, read_staging, utc_hour
+from elt.forecast.series import MEASURES, hourly_grid, newest_final_ts, read_staging, utc_hour
 from elt.forecast.train import TrainedForecast
 from elt.store import ensure_unique_index
 
@@ -59,12 +58,10 @@ class PredictResult:
         }
 
 
-def last_final_hour(db: Database, station_id: str) -> datetime | None:
-    """The newest non-provisional hour of a station in staging (the forecast origin)."""
-    doc = db[STAGING_COLLECTION].find_one(
-        {"station_id": station_id, "provisional": {"$ne": True}}, {"ts": 1}, sort=[("ts", DESCENDING)]
-    )
-    return doc["ts"] if doc else None
+def last_final_hour(db: Database, station_id: str, near: datetime | None = None) -> datetime | None:
+    """The newest non-provisional hour of a station in staging (the forecast origin), found by indexed range
+    reads backwards from ``near`` (default now; see ``series.newest_final_ts``)."""
+    return newest_final_ts(db, station_id, near)
 
 
 def _recent_gap(grid: pd.DataFrame, pollutant: str, origin: pd.Timestamp) -> str | None:
@@ -154,7 +151,8 @@ def forecast_station(
 
 
 def write_forecasts(db: Database, docs: Iterable[dict[str, Any]], result: PredictResult) -> None:
-    """Upsert on the contract key; an identical document is left untouched."""
+    """Upsert on the contract key; an identical document is left untouched. A new or changed forecast gets
+    ``_loaded_at`` (now): the change field ``forecast_pairs`` tracks to verify only new forecasts."""
     collection = db[FORECASTS_COLLECTION]
     ensure_unique_index(collection, FORECAST_KEY)
     for doc in docs:
@@ -166,6 +164,9 @@ def write_forecasts(db: Database, docs: Iterable[dict[str, Any]], result: Predic
             result.updated += 1
         else:
             result.unchanged += 1
+            result.forecasts.append(doc)
+            continue
+        collection.update_one(key, {"$set": {"_loaded_at": datetime.now(timezone.utc)}})
         result.forecasts.append(doc)
 
 
@@ -175,12 +176,17 @@ def predict_forecasts(
     station_ids: Iterable[str],
     timezones: dict[str, str] | None = None,
     at: datetime | None = None,
+    near: datetime | None = None,
 ) -> PredictResult:
-    """Forecast every station from its last final hour (or from ``at``) and write ``forecasts``."""
+    """Forecast every station from its last final hour (or from ``at``) and write ``forecasts``.
+
+    ``near`` (e.g. the run window's end) is where the newest final hour is looked for first; reads are the
+    last ``HISTORY_HOURS`` per station, never the whole history.
+    """
     timezones = timezones or {}
     result = PredictResult(bundle.version)
     for station_id in station_ids:
-        newest = at if at is not None else last_final_hour(db, station_id)
+        newest = at if at is not None else last_final_hour(db, station_id, near)
         if newest is None:
             reason = "no final hour in stg_airqino_hourly (run elt load and elt transform first)"
             result.skipped.append({"station_id": station_id, "reason": reason})

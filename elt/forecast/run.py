@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from pymongo import DESCENDING
 from pymongo.database import Database
 
 from elt.config import Project
@@ -34,7 +33,7 @@ from elt.forecast.features import HISTORY_HOURS
 from elt.forecast.gbm import GbmParams
 from elt.forecast.health import record_health, series_health
 from elt.forecast.predict import PredictResult, predict_forecasts
-from elt.forecast.series import STAGING_COLLECTION, hourly_grid, read_staging, utc_hour
+from elt.forecast.series import STAGING_COLLECTION, hourly_grid, newest_final_ts, read_staging, utc_hour
 from elt.forecast.store import load_for_predict, load_latest, save_forecast
 from elt.forecast.train import (
     MIN_HISTORY_HOURS,
@@ -56,14 +55,14 @@ def project_stations(project: Project) -> tuple[list[str], dict[str, str]]:
     return [s.id for s in stations], {s.id: s.timezone for s in stations}
 
 
-def newest_final_hour(db: Database, station_ids: Iterable[str]) -> pd.Timestamp | None:
-    """The newest non-provisional hour in staging over the given stations."""
-    doc = db[STAGING_COLLECTION].find_one(
-        {"station_id": {"$in": list(station_ids)}, "provisional": {"$ne": True}},
-        {"ts": 1},
-        sort=[("ts", DESCENDING)],
-    )
-    return utc_hour(doc["ts"]) if doc else None
+def newest_final_hour(
+    db: Database, station_ids: Iterable[str], near: datetime | None = None
+) -> pd.Timestamp | None:
+    """The newest non-provisional hour in staging over the given stations (per-station indexed range reads
+    backwards from ``near``, default now: never a scan of the history)."""
+    hours = [newest_final_ts(db, str(s), near) for s in station_ids]
+    found = [h for h in hours if h is not None]
+    return utc_hour(max(found)) if found else None
 
 
 def station_history_hours(
@@ -179,13 +178,14 @@ class ForecastRunResult:
 
 
 def retrain_reason(
-    project: Project, db: Database, bundle: TrainedForecast | None, history: dict[str, int] | None = None
+    project: Project, db: Database, bundle: TrainedForecast | None, history: dict[str, int] | None = None,
+    near: datetime | None = None,
 ) -> str | None:
     """Why the model should be retrained now (None when it is current).
 
     No model yet; a station that is new or was short of history when the model was trained and now has
     ``MIN_HISTORY_HOURS``; or the model is ``forecast_retrain_days`` old. ``history``: station -> hours
-    (``station_history_hours``; read here when not given).
+    (``station_history_hours``; read here when not given); ``near``: see newest_final_hour.
     """
     if bundle is None:
         return "no model yet"
@@ -198,7 +198,7 @@ def retrain_reason(
     ]  # fmt: skip
     if ready:
         return f"enough history now for stations not modelled yet: {', '.join(ready)}"
-    newest = newest_final_hour(db, station_ids)
+    newest = newest_final_hour(db, station_ids, near)
     days = int(project.config.vars.get("forecast_retrain_days", RETRAIN_DAYS))
     trained_until = utc_hour(bundle.trained_until)
     if newest is not None and newest - trained_until >= pd.Timedelta(days=days):
@@ -216,7 +216,7 @@ def run_forecast(
     history = station_history_hours(db, station_ids)
     # A refused (tampered/unreadable) model is never run nor silently replaced: baseline forecasts, step fails.
     bundle, refusal = load_for_predict(db, station_ids, timezones)
-    reason = retrain_reason(project, db, bundle, history) if refusal is None else None
+    reason = retrain_reason(project, db, bundle, history, now) if refusal is None else None
     if reason is not None and max(history.values(), default=0) >= MIN_HISTORY_HOURS:
         log.info("training the forecast model (%s)%s", reason, f" in run {run_id}" if run_id else "")
         bundle = train_project(project, db)
@@ -227,7 +227,7 @@ def run_forecast(
         log.warning(note)
         result.notes.append(note)
     if bundle is not None:
-        result.predict = predict_forecasts(db, bundle, station_ids, timezones)
+        result.predict = predict_forecasts(db, bundle, station_ids, timezones, near=now)
         if refusal is not None:
             result.predict.refusal = refusal
             result.ok, result.error = False, refusal

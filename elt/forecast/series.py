@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
@@ -68,25 +68,59 @@ def hourly_grid(frame: pd.DataFrame, end: datetime | None = None) -> dict[str, p
     return grids
 
 
+#: Look-back spans tried, in order, to find a station's newest final hour near a time (then: everything).
+PROBE_HOURS: tuple[int, ...] = (48, 24 * 14, 24 * 100, 24 * 400)
+
+
 def read_staging(
     db: object,
     station_ids: Iterable[str] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> pd.DataFrame:
-    """Read staging-shaped rows from ``stg_airqino_hourly`` (``start`` inclusive, ``end`` exclusive, UTC)."""
-    query: dict[str, object] = {}
-    if station_ids is not None:
-        query["station_id"] = {"$in": [str(s) for s in station_ids]}
+    """Read staging-shaped rows from ``stg_airqino_hourly`` (``start`` inclusive, ``end`` exclusive, UTC).
+
+    One query per station (equality on ``station_id`` plus the ``ts`` range, the index's order): a leading
+    ``$in`` makes SecantusDB scan the whole collection.
+    """
     window: dict[str, datetime] = {}
     if start is not None:
         window["$gte"] = start
     if end is not None:
         window["$lt"] = end
-    if window:
-        query["ts"] = window
     fields = ["station_id", "ts", "provisional"] + [f for m in MEASURES for f in (m, f"{m}_valid")]
-    cursor = db[STAGING_COLLECTION].find(query, {f: 1 for f in fields} | {"_id": 0})  # type: ignore[index]
-    frame = pd.DataFrame(list(cursor), columns=fields)
+    projection = {f: 1 for f in fields} | {"_id": 0}
+    queries: list[dict[str, object]] = []
+    for station_id in [None] if station_ids is None else [str(s) for s in station_ids]:
+        query: dict[str, object] = {} if station_id is None else {"station_id": station_id}
+        if window:
+            query["ts"] = dict(window)
+        queries.append(query)
+    rows: list[dict] = []
+    for query in queries:
+        rows.extend(db[STAGING_COLLECTION].find(query, projection))  # type: ignore[index]
+    frame = pd.DataFrame(rows, columns=fields)
     log.debug("read %d staging rows for %s", len(frame), station_ids or "all stations")
     return frame
+
+
+def newest_final_ts(db: object, station_id: str, near: datetime | None = None) -> datetime | None:
+    """The newest non-provisional hour of one station in staging, read through index ranges only.
+
+    Looks at ``ts >= near - h`` for growing spans ``h`` (``PROBE_HOURS``; ``near`` defaults to now), so the
+    usual answer costs a 48-hour read, not the station's history; the provisional flag is checked in the
+    client (a ``$ne`` in the filter makes SecantusDB scan the collection).
+    """
+    anchor = near or datetime.now(timezone.utc)
+    if anchor.tzinfo is not None:
+        anchor = anchor.astimezone(timezone.utc).replace(tzinfo=None)
+    collection = db[STAGING_COLLECTION]  # type: ignore[index]
+    for hours in (*PROBE_HOURS, None):
+        query: dict[str, object] = {"station_id": station_id}
+        if hours is not None:
+            query["ts"] = {"$gte": anchor - timedelta(hours=hours)}
+        final = [d["ts"] for d in collection.find(query, {"ts": 1, "provisional": 1, "_id": 0})
+                 if d.get("provisional") is not True]  # fmt: skip
+        if final:
+            return max(final)
+    return None

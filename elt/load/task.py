@@ -35,7 +35,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from elt.errors import EltError, LoadError, SourceError
-from elt.load.landing import ensure_load_indexes, land_response
+from elt.load.landing import ensure_load_indexes, land_response, refresh_day_digests, skip_unchanged
 from elt.logs import redact
 from elt.sources.airqino import AirqinoClient, AirqinoSource, FetchedResponse, FetchError
 from elt.sources.rows import HourlyRow, as_utc, parse_rows, parse_timestamp
@@ -295,17 +295,24 @@ class LoadTask:
         facts.update(url=fetched.url, http_status=fetched.http_status, bytes=fetched.bytes,
                      attempts=fetched.attempts, fetched_at=fetched.fetched_at)  # fmt: skip
         data = AirqinoSource.data_rows(fetched.payload, fetched.url)
-        parsed = parse_rows(station_id, data, fetched.fetched_at)
+        known = skip_unchanged(self.db, station_id, data, fetched.fetched_at)  # validate only new/changed rows
+        parsed = parse_rows(station_id, known.rows, fetched.fetched_at)
         validate_seconds = time.perf_counter() - started - fetch_seconds
-        outcome.received, outcome.duplicates = parsed.received, parsed.duplicates
+        outcome.received, outcome.duplicates = len(data), parsed.duplicates
         parsed.rows, outcome.outside_window = self._in_window(parsed.rows)
+        in_window = [(i, ts) for i, ts in known.unchanged if self._covers(ts)]
+        outcome.outside_window += len(known.unchanged) - len(in_window)
+        if self.restrict_to_window:
+            known.unchanged = in_window
         outcome.outside_window_landed = not self.restrict_to_window
-        self._phase(station_id, "landing", len(parsed.rows))
-        counts = land_response(self.db, parsed, self.batch_id, self.clock(), self._advance(station_id))
+        self._phase(station_id, "landing", len(parsed.rows) + len(known.unchanged))
+        counts = land_response(self.db, parsed, self.batch_id, self.clock(), self._advance(station_id), known=known)
+        refresh_day_digests(self.db, station_id, known.dirty_days)
         for key in _COUNT_FIELDS:
             setattr(outcome, key, getattr(counts, key))
         land_seconds = time.perf_counter() - started - fetch_seconds - validate_seconds
-        facts.update(first_ts=parsed.first_ts, last_ts=parsed.last_ts)
+        stamps = [ts for _, ts in known.unchanged] + [t for t in (parsed.first_ts, parsed.last_ts) if t]
+        facts.update(first_ts=min(stamps, default=None), last_ts=max(stamps, default=None))
         facts["phase_seconds"] = {
             "fetch": round(fetch_seconds, 3),
             "validate": round(validate_seconds, 3),
@@ -324,6 +331,9 @@ class LoadTask:
             return None, None
         landed = self.db[AirqinoSource.raw_collection].find_one({"station_id": station_id}, {"_id": 1})
         return (self.since, None) if landed is not None else (None, None)
+
+    def _covers(self, ts: datetime) -> bool:
+        return (self.since is None or ts >= self.since) and (self.until is None or ts < self.until)
 
     def _in_window(self, rows: list[HourlyRow]) -> tuple[list[HourlyRow], int]:
         """The rows to land and how many of the returned rows fall outside ``[since, until)``."""

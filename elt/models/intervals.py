@@ -13,6 +13,7 @@ transform with a loaded-at time older than the one recorded would otherwise wait
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -150,9 +151,17 @@ def partition_batches(groups: list[dict[str, Any]], partition_by: list[str]) -> 
     for first in sorted(by_first, key=repr):
         partitions = sorted(by_first[first], key=repr)
         selector: dict[str, Any] = {partition_by[0]: first}
+        read = selector
         if len(partition_by) == 2:
-            selector[partition_by[1]] = {"$in": sorted({p[partition_by[1]] for p in partitions}, key=repr)}
+            values = sorted({p[partition_by[1]] for p in partitions}, key=repr)
+            selector = {**selector, partition_by[1]: {"$in": values}}
+            read = selector
+            # equality + range reads through the (partition, ...) index; a leading $in full-scans on SecantusDB.
+            # The pipeline's output is then cut back to exactly the changed partitions. (Values of mixed types
+            # have no range: TypeError, keep the $in.)
+            with contextlib.suppress(TypeError):
+                read = {partition_by[0]: first, partition_by[1]: {"$gte": min(values), "$lte": max(values)}}
         elif len(partition_by) > 2:
-            selector = {"$or": partitions}
-        batches.append(Batch(input_filter=selector, output_filter=selector, partitions=partitions))
+            selector = read = {"$or": partitions}
+        batches.append(Batch(input_filter=read, output_filter=selector, partitions=partitions))
     return batches

@@ -85,12 +85,17 @@ class ModelProject:
         return {**model.spec.vars, **self.cli_vars}
 
     def render_pipeline(
-        self, model: ModelNode, start: datetime = FULL_START, end: datetime = FULL_END
+        self,
+        model: ModelNode,
+        start: datetime = FULL_START,
+        end: datetime = FULL_END,
+        partition: Mapping[str, Any] | None = None,
     ) -> list:
-        """The model's pipeline rendered for a run window (validated once already, so errors are bugs)."""
+        """The model's pipeline rendered for a run window and an incremental batch's ``partition`` (validated
+        once already, so errors are bugs)."""
         scope = RenderScope()
         rendered = self.renderer.render(
-            model.spec.pipeline, scope, self.model_vars(model), start, end, "pipeline"
+            model.spec.pipeline, scope, self.model_vars(model), start, end, "pipeline", partition
         )
         if scope.errors:
             raise ModelError(f"{model.path}: model '{model.name}': " + "; ".join(scope.errors))

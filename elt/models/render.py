@@ -6,7 +6,9 @@ a list or mapping: ``stations``, ``station_ids`` and ``var()`` values are read-o
 template cannot change what the next template sees). Any failure while rendering (``range(10**7)``, a
 division by zero, a huge power) is a validation problem of that value, never a crash. A string that is exactly one
 ``{{ expression }}`` keeps the expression's native type, so ``"{{ var('max_co') }}"`` is the number 50,
-``"{{ start }}"`` a datetime and ``"{{ stations }}"`` a list; anything else renders to text. Each call of
+``"{{ start }}"`` a datetime and ``"{{ stations }}"`` a list; anything else renders to text. ``partition`` is
+the incremental batch's partition (e.g. ``{"station_id": "x"}``; ``{}`` in a full build), so a ``$unionWith``
+or ``$lookup`` sub-pipeline can read only that partition: ``"{{ dict(partition, ts={'$gte': start}) }}"``. Each call of
 ``ref``/``source`` is recorded: that is how dependencies are found, including refs inside ``$lookup``,
 ``$unionWith`` and ``$graphLookup``. Problems are collected (not raised) so one pass reports them all.
 """
@@ -128,7 +130,12 @@ class Renderer:
     # --- context functions ----------------------------------------------------------------------------------
 
     def _context(
-        self, scope: RenderScope, model_vars: Mapping[str, Any], start: datetime, end: datetime
+        self,
+        scope: RenderScope,
+        model_vars: Mapping[str, Any],
+        start: datetime,
+        end: datetime,
+        partition: Mapping[str, Any] | None = None,
     ) -> dict:
         variables = _frozen({**self.project_vars, **model_vars})
 
@@ -183,6 +190,7 @@ class Renderer:
             "var": var,
             "start": start,
             "end": end,
+            "partition": _frozen(dict(partition or {})),
             "stations": _frozen(self.stations),
             "station_ids": tuple(s["id"] for s in self.stations),
             "station_attr": station_attr,
@@ -198,9 +206,10 @@ class Renderer:
         start: datetime = FULL_START,
         end: datetime = FULL_END,
         where: str = "",
+        partition: Mapping[str, Any] | None = None,
     ) -> Any:
         """``value`` with every templated string rendered; problems go to ``scope.errors`` with their path."""
-        context = self._context(scope, model_vars or {}, start, end)
+        context = self._context(scope, model_vars or {}, start, end, partition)
         return self._walk(value, context, scope, where)
 
     def _walk(self, value: Any, context: dict, scope: RenderScope, where: str) -> Any:

@@ -9,7 +9,7 @@ either the old or the new table, never a half-written one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,10 +146,44 @@ def prepare_table(conn: psycopg.Connection, table: ServingTable, rebuild: bool) 
     return True
 
 
+def table_exists(conn: psycopg.Connection, table: ServingTable) -> bool:
+    """Whether the serving table exists."""
+    return _existing_columns(conn, table) is not None
+
+
+def max_value(conn: psycopg.Connection, table: ServingTable, column: str) -> Any:
+    """The largest value of ``column`` in the serving table (None when empty)."""
+    row = conn.execute(sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(column), _ident(table))).fetchone()
+    return row[0] if row else None
+
+
+def _scope_condition(alias: str, scope: Mapping[str, Any]) -> sql.Composable:
+    """SQL for one change scope: equalities and ``$gte``/``$lte`` ranges on columns of the table ``alias``."""
+    parts: list[sql.Composable] = []
+    operators = {"$gte": ">=", "$lte": "<=", "$gt": ">", "$lt": "<"}
+    for name, value in scope.items():
+        column = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(name))
+        if isinstance(value, Mapping):
+            for op, bound in value.items():
+                parts.append(sql.SQL("{} {} {}").format(column, sql.SQL(operators[op]), sql.Literal(bound)))
+        else:
+            parts.append(sql.SQL("{} = {}").format(column, sql.Literal(value)))
+    return sql.SQL("({})").format(sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE"))
+
+
 def upsert_rows(
-    conn: psycopg.Connection, table: ServingTable, rows: Iterable[Sequence[Any]]
+    conn: psycopg.Connection,
+    table: ServingTable,
+    rows: Iterable[Sequence[Any]],
+    within: Sequence[Mapping[str, Any]] | None = None,
+    older_than: Any = None,
 ) -> tuple[int, int, int, int]:
-    """Write ``rows`` (data columns then row_hash) so the table equals them; (rows, inserted, updated, deleted)."""
+    """Write ``rows`` (data columns then row_hash) so the table equals them; (rows, inserted, updated, deleted).
+
+    ``within`` (change scopes: equality/range filters on columns) makes ``rows`` the new content of those scopes
+    only: rows outside them are kept, rows inside them that are not in ``rows`` are deleted. ``older_than``
+    then deletes the rows whose window field is older (a windowed table's window moved on).
+    """
     columns = [*table.column_names, ROW_HASH]
     staging = sql.Identifier(f"_incoming_{table.name}")
     conn.execute(
@@ -185,9 +219,20 @@ def upsert_rows(
     ).fetchall()
     inserted = sum(1 for (is_insert,) in written if is_insert)
     key_match = sql.SQL(" AND ").join(sql.SQL("i.{0} = t.{0}").format(sql.Identifier(k)) for k in table.key)
+    scope = sql.SQL("TRUE")
+    if within is not None:
+        scope = sql.SQL("({})").format(
+            sql.SQL(" OR ").join(_scope_condition("t", s) for s in within) if within else sql.SQL("FALSE")
+        )
     deleted = conn.execute(
         sql.SQL(
-            "DELETE FROM {target} AS t WHERE NOT EXISTS (SELECT 1 FROM {staging} AS i WHERE {match})"
-        ).format(target=_ident(table), staging=staging, match=key_match)
+            "DELETE FROM {target} AS t WHERE {scope} AND NOT EXISTS (SELECT 1 FROM {staging} AS i WHERE {match})"
+        ).format(target=_ident(table), staging=staging, match=key_match, scope=scope)
     ).rowcount
+    if older_than is not None and table.window_field:
+        deleted += conn.execute(
+            sql.SQL("DELETE FROM {} WHERE {} <= {}").format(
+                _ident(table), sql.Identifier(table.window_field), sql.Literal(older_than)
+            )
+        ).rowcount
     return count, inserted, len(written) - inserted, deleted

@@ -2,6 +2,12 @@
 
 MongoDB is only read. Each serving table is rewritten in its own transaction and only rows whose content hash
 changed are written, so publishing twice writes nothing the second time.
+
+Inside ``elt run``, publish is driven by the run's change records (``elt.models.changes``): a table whose
+collection did not change is not touched, a collection rebuilt in full is copied in full, and otherwise only
+the documents of the changed scopes are read (index-friendly queries) and upserted; rows that left a scope
+are deleted within that scope (when the scope's fields are serving columns), and windowed tables drop the rows
+that fell out of their window.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from pymongo.database import Database
@@ -23,6 +29,9 @@ from elt.config import Project
 from elt.errors import ConfigError, PublishError
 from elt.publish import postgres
 from elt.publish.tables import Column, ServingTable, serving_tables
+
+if TYPE_CHECKING:
+    from elt.models.changes import RunChanges
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +44,8 @@ class PublishResult:
     tables: list[postgres.TableWrite] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: Tables not touched because their collection did not change in the run (change-driven publish only).
+    unchanged: list[str] = field(default_factory=list)
 
     @property
     def rows_written(self) -> int:
@@ -49,6 +60,7 @@ class PublishResult:
             "seconds": round(self.seconds, 3),
             "tables": [asdict(t) for t in self.tables],
             "skipped": self.skipped,
+            "unchanged": self.unchanged,
         }
 
 
@@ -116,6 +128,28 @@ def _window_filter(db: Database, table: ServingTable) -> dict[str, Any]:
     return {table.window_field: {"$gt": start}}
 
 
+def _documents(project: Project, table: ServingTable, cursor: Iterator[dict[str, Any]]) -> Iterator[list[Any]]:
+    names = {station.id: station.name for station in project.config.stations}
+    for document in cursor:
+        if "station_name" in table.column_names and document.get("station_name") is None:
+            # forecasts carry only the id; dashboards filter every chart by station name
+            document["station_name"] = names.get(str(document.get("station_id")))
+        yield table_row(table, document)
+
+
+def scoped_rows(
+    project: Project, db: Database, table: ServingTable, scopes: list[dict[str, Any]], window_start: datetime | None
+) -> Iterator[list[Any]]:
+    """The rows of ``table`` in the changed ``scopes`` (one index-friendly query each), inside its window."""
+    projection = {"_id": 0, **{name: 1 for name in table.column_names}}
+    for scope in scopes:
+        cursor = db[table.collection].find(scope, projection, batch_size=2000)  # type: ignore[index]
+        if window_start is not None and table.window_field:
+            field_name = table.window_field
+            cursor = (d for d in cursor if d.get(field_name) is not None and _as_utc(d[field_name]) > window_start)
+        yield from _documents(project, table, cursor)
+
+
 def source_rows(project: Project, db: Database, table: ServingTable) -> Iterator[list[Any]]:
     """The rows of one serving table, read from its MongoDB collection (or the config for ``stations``)."""
     if table.collection is None:
@@ -133,13 +167,8 @@ def source_rows(project: Project, db: Database, table: ServingTable) -> Iterator
             )
         return
     projection = {"_id": 0, **{name: 1 for name in table.column_names}}
-    names = {station.id: station.name for station in project.config.stations}
     cursor = db[table.collection].find(_window_filter(db, table), projection, batch_size=2000)
-    for document in cursor:
-        if "station_name" in table.column_names and document.get("station_name") is None:
-            # forecasts carry only the id; dashboards filter every chart by station name
-            document["station_name"] = names.get(str(document.get("station_id")))
-        yield table_row(table, document)
+    yield from _documents(project, table, cursor)
 
 
 def serving_dsn(project: Project, dsn: str | None = None) -> str:
@@ -156,12 +185,17 @@ def serving_dsn(project: Project, dsn: str | None = None) -> str:
 
 
 def publish_marts(
-    project: Project, db: Database, dsn: str | None = None, rebuild: bool = False
+    project: Project,
+    db: Database,
+    dsn: str | None = None,
+    rebuild: bool = False,
+    changes: RunChanges | None = None,
 ) -> PublishResult:
     """Copy the marts of ``db`` into the serving PostgreSQL; each table in one transaction.
 
-    Raises PublishError (naming the PostgreSQL host, never the password) when the database cannot be reached
-    or a table cannot be written; MongoDB is never modified.
+    ``changes`` (a run's change records) limits the copy to what that run changed (see the module docstring);
+    None copies everything. Raises PublishError (naming the PostgreSQL host, never the password) when the
+    database cannot be reached or a table cannot be written; MongoDB is never modified.
     """
     started = time.monotonic()
     dsn = serving_dsn(project, dsn)
@@ -179,21 +213,84 @@ def publish_marts(
                 log.info("%s: no such collection yet, skipped", table.collection)
                 result.skipped.append(table.name)
                 continue
-            result.tables.append(_publish_table(conn, project, db, table, rebuild))
+            scopes = None
+            if changes is not None and table.collection is not None and not rebuild:
+                change = changes.get(table.collection)
+                if change is None and postgres.table_exists(conn, table):
+                    result.unchanged.append(table.name)
+                    continue
+                if change is not None and not change.full:
+                    scopes = change.scopes
+            result.tables.append(_publish_table(conn, project, db, table, rebuild, scopes))
     result.seconds = time.monotonic() - started
     return result
 
 
+def _scopes_fit(table: ServingTable, scopes: list[dict[str, Any]]) -> bool:
+    """Whether every scope filters on serving columns only, with equalities and ``$gte``/``$lte`` ranges."""
+    names = set(table.column_names)
+    for scope in scopes:
+        for name, value in scope.items():
+            if name not in names:
+                return False
+            if isinstance(value, dict) and not set(value) <= {"$gte", "$lte"}:
+                return False
+    return True
+
+
+def _scope_values(table: ServingTable, scope: dict[str, Any]) -> dict[str, Any]:
+    """A scope with its values converted to the serving columns' Python types (``day`` strings to dates)."""
+    columns = {c.name: c for c in table.columns}
+    out: dict[str, Any] = {}
+    for name, value in scope.items():
+        if isinstance(value, dict):
+            out[name] = {op: convert_value(columns[name], v) for op, v in value.items()}
+        else:
+            out[name] = convert_value(columns[name], value)
+    return out
+
+
+def _window_start(conn: psycopg.Connection, db: Database, table: ServingTable,
+                  scopes: list[dict[str, Any]]) -> datetime | None:  # fmt: skip
+    """Start of a windowed table's window in a scoped publish: newest of what is served and of the changed
+    documents (read per scope, index-friendly), minus the window."""
+    if not table.window_field or not table.window_days:
+        return None
+    newest = postgres.max_value(conn, table, table.window_field)
+    for scope in scopes:
+        for doc in db[table.collection].find(scope, {table.window_field: 1, "_id": 0}):  # type: ignore[index]
+            value = doc.get(table.window_field)
+            if value is not None and (newest is None or _as_utc(value) > newest):
+                newest = _as_utc(value)
+    return newest - timedelta(days=table.window_days) if newest is not None else None
+
+
 def _publish_table(
-    conn: psycopg.Connection, project: Project, db: Database, table: ServingTable, rebuild: bool
+    conn: psycopg.Connection,
+    project: Project,
+    db: Database,
+    table: ServingTable,
+    rebuild: bool,
+    scopes: list[dict[str, Any]] | None = None,
 ) -> postgres.TableWrite:
     started = time.monotonic()
     try:
         with conn.transaction():
             created = postgres.prepare_table(conn, table, rebuild)
-            rows, inserted, updated, deleted = postgres.upsert_rows(
-                conn, table, source_rows(project, db, table)
-            )
+            if scopes is None or created:
+                rows, inserted, updated, deleted = postgres.upsert_rows(
+                    conn, table, source_rows(project, db, table)
+                )
+            else:
+                window_start = _window_start(conn, db, table, scopes)
+                # rows that left a scope are deleted when the scope is expressible in serving columns; an
+                # incremental model's scoped change never deletes documents anyway (only full builds do, and
+                # those are published in full)
+                within = [_scope_values(table, s) for s in scopes] if _scopes_fit(table, scopes) else []
+                rows, inserted, updated, deleted = postgres.upsert_rows(
+                    conn, table, scoped_rows(project, db, table, scopes, window_start),
+                    within=within, older_than=window_start,
+                )
     except (psycopg.Error, PublishError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise PublishError(

@@ -117,11 +117,15 @@ class RunLog:
         counts: dict[str, Any] | None = None,
         reason: str | None = None,
         error: str | None = None,
+        cpu_s: float | None = None,
     ) -> None:
-        """Close a step: ``ok``, ``failed`` or ``skipped`` (with the reason), its counts and its error."""
+        """Close a step: ``ok``, ``failed`` or ``skipped`` (with the reason), its counts and its error, and the
+        CPU seconds this process spent on it (``cpu_s``, when measured)."""
         finished = _utcnow()
         step.update(status=status, finished_at=finished, counts=_clean(counts or {}), reason=_clean(reason),
                     error=_clean(error), seconds=round((finished - step["started_at"]).total_seconds(), 3))  # fmt: skip
+        if cpu_s is not None:
+            step["cpu_s"] = round(cpu_s, 3)
         self._write({"steps": self.steps, "current_step": None})
 
     def step_skipped(self, name: str, reason: str) -> None:

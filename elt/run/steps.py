@@ -11,6 +11,7 @@ import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from pymongo.database import Database
@@ -34,6 +35,8 @@ class StepContext:
     window: RunWindow
     run_id: str
     demo: bool = False
+    #: Run every data test on everything (``elt run --full-tests``), not only on what this run changed.
+    full_tests: bool = False
 
 
 @dataclass
@@ -82,13 +85,44 @@ def transform_step(ctx: StepContext) -> StepOutcome:
     return _outcome_of(result)
 
 
+def full_test_pass_reason(ctx: StepContext, now: datetime | None = None) -> str | None:
+    """Why this run's test step runs every test on everything (None: audit only what the run changed).
+
+    A full pass runs when asked (``--full-tests``), when no transform of this run recorded its changes (e.g.
+    ``elt run --step test``), and once a day: the first run after midnight UTC (or ever) does it.
+    """
+    from elt.models.changes import has_record
+    from elt.transform import last_full_pass
+
+    if ctx.full_tests:
+        return "--full-tests"
+    if not has_record(ctx.db, ctx.run_id):
+        return "no change record of this run (its transform did not run)"
+    last = last_full_pass(ctx.db)
+    today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
+    if last is None:
+        return "no full test pass recorded yet"
+    if last.date() < today:
+        return "first run of the day (UTC)"
+    return None
+
+
 def data_tests_step(ctx: StepContext) -> StepOutcome:
-    """Run the data tests (``elt test``); a failing error-severity test fails the step."""
+    """Run the data tests: an audit of the partitions this run wrote, or a full pass (daily, or when asked);
+    a failing error-severity test fails the step either way."""
+    from elt.models.changes import read_changes
     from elt.transform import run_tests
 
+    reason = full_test_pass_reason(ctx)
+    changes = None if reason else read_changes(ctx.db, ctx.run_id)
+    if reason:
+        log.info("data tests: full pass (%s)", reason)
     # freshness is judged at the window's end: a backfill of last month is not "stale"
-    result = run_tests(ctx.project, ctx.db, run_id=ctx.run_id, now=ctx.window.end)
-    return _outcome_of(result)
+    result = run_tests(ctx.project, ctx.db, run_id=ctx.run_id, now=ctx.window.end, changes=changes)
+    outcome = _outcome_of(result)
+    if reason:
+        outcome.counts["full_pass_reason"] = reason
+    return outcome
 
 
 def forecast_step(ctx: StepContext) -> StepOutcome:
@@ -103,8 +137,26 @@ def forecast_step(ctx: StepContext) -> StepOutcome:
         )
     from elt.forecast.run import run_forecast
 
-    # the window's end is the run's "now": forecast health judges how current each origin is against it
-    return _outcome_of(run_forecast(ctx.project, ctx.db, run_id=ctx.run_id, now=ctx.window.end))
+    result = run_forecast(ctx.project, ctx.db, run_id=ctx.run_id, now=ctx.window.end)
+    _record_forecast_changes(ctx, result)
+    return _outcome_of(result)
+
+
+def _record_forecast_changes(ctx: StepContext, result: Any) -> None:
+    """Add the forecasts this run wrote to its change records (publish copies only those)."""
+    from elt.models.changes import RunChanges, record_changes
+
+    predict = getattr(result, "predict", None)
+    if predict is None or not predict.forecasts:
+        return
+    oldest: dict[tuple[str, str], Any] = {}
+    for doc in predict.forecasts:
+        key = (doc["station_id"], doc["pollutant"])
+        oldest[key] = min(oldest.get(key, doc["issued_at"]), doc["issued_at"])
+    changes = RunChanges(ctx.run_id)
+    changes.add_scopes("forecasts", [{"station_id": s, "pollutant": p, "issued_at": {"$gte": t}}
+                                     for (s, p), t in sorted(oldest.items())])  # fmt: skip
+    record_changes(ctx.db, changes)
 
 
 def publish_step(ctx: StepContext) -> StepOutcome:
@@ -115,12 +167,16 @@ def publish_step(ctx: StepContext) -> StepOutcome:
         )
     if importlib.util.find_spec("psycopg") is None:
         raise StepSkipped('psycopg is not installed: pip install "airqino-elt[publish]"')
+    from elt.models.changes import has_record, read_changes
     from elt.publish import publish_marts
 
-    result = publish_marts(ctx.project, ctx.db)
+    # what this run changed (its transform and forecast recorded it); without a record, everything
+    changes = read_changes(ctx.db, ctx.run_id) if has_record(ctx.db, ctx.run_id) else None
+    result = publish_marts(ctx.project, ctx.db, changes=changes)
     summary = result.to_dict()
     return StepOutcome("ok", {"rows_written": summary["rows_written"], "tables": len(summary["tables"]),
-                              "skipped_tables": len(summary["skipped"])})  # fmt: skip
+                              "skipped_tables": len(summary["skipped"]),
+                              "unchanged_tables": len(summary["unchanged"])})  # fmt: skip
 
 
 def _outcome_of(result: Any) -> StepOutcome:

@@ -93,6 +93,7 @@ class RunTask:
         alerts: bool = True,
         step_functions: dict[str, StepFunction] | None = None,
         now: datetime | None = None,
+        full_tests: bool = False,
     ) -> None:
         self.project = project
         self.db = db
@@ -105,6 +106,7 @@ class RunTask:
         self.alerts = alerts
         self.step_functions = step_functions or STEPS
         self.now = now
+        self.full_tests = full_tests
 
     def run(self) -> RunResult:
         """Take the lease (``RunLockedError``, exit 3, if another run holds it), run, record, release, alert.
@@ -129,7 +131,7 @@ class RunTask:
         return result
 
     def _run_steps(self, runlog: RunLog, window: RunWindow, lease: Lease) -> str | None:
-        ctx = StepContext(self.project, self.db, window, self.run_id, self.demo)
+        ctx = StepContext(self.project, self.db, window, self.run_id, self.demo, full_tests=self.full_tests)
         failures: list[str] = []
         blocked: dict[str, str] = {}
         for name in self.steps:
@@ -150,18 +152,19 @@ class RunTask:
 
     def _run_step(self, name: str, ctx: StepContext, runlog: RunLog) -> tuple[StepOutcome | None, str | None]:
         step = runlog.step_started(name)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             outcome = self.step_functions[name](ctx)
         except StepSkipped as skip:
-            runlog.step_finished(step, "skipped", reason=str(skip))
+            runlog.step_finished(step, "skipped", reason=str(skip), cpu_s=time.process_time() - cpu_started)
             return None, str(skip)
         except EltError as exc:
             outcome = StepOutcome("failed", error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug in one step is that step's failure, recorded; not a crash
             log.exception("step %s: unexpected error", name)
             outcome = StepOutcome("failed", error=f"unexpected {type(exc).__name__}: {exc}")
-        runlog.step_finished(step, outcome.status, counts=outcome.counts, error=outcome.error)
+        runlog.step_finished(step, outcome.status, counts=outcome.counts, error=outcome.error,
+                             cpu_s=time.process_time() - cpu_started)  # fmt: skip
         seconds = time.perf_counter() - started
         if outcome.status == "failed":
             log.error("step %s failed after %.1f s: %s", name, seconds, redact(str(outcome.error))[:500])

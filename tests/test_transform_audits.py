@@ -1,0 +1,98 @@
+"""Audits: inside ``elt run`` the data tests run on the partitions the run wrote (its change records), with the
+same verdicts as a full pass on those documents; ``elt test`` keeps the full pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo.database import Database
+
+from elt.config import load_project
+from elt.models.changes import read_changes
+from elt.transform import last_full_pass, run_tests, run_transform
+from tests.load_helpers import fast_source, run_load
+from tests.reference_daily import OWN_MODELS
+
+
+@pytest.fixture
+def hourly(project_dir: Path, mongo_db: Database, airqino_simulator_factory) -> Any:
+    """Two weeks of the two brief stations, transformed, then one hourly load + transform (run id "hour-1")."""
+    sim = airqino_simulator_factory(window_days=14)
+    fast_source(project_dir, sim.base_url)
+    assert run_load(project_dir).exit_code == 0
+    assert run_transform(load_project(project_dir), mongo_db, select=OWN_MODELS, run_id="build").exit_code == 0
+    sim.advance(hours=1)
+    assert run_load(project_dir).exit_code == 0
+    result = run_transform(load_project(project_dir), mongo_db, select=OWN_MODELS, run_id="hour-1")
+    assert result.exit_code == 0, result.error
+    return sim
+
+
+def test_the_change_record_holds_index_friendly_scopes_per_station(hourly, mongo_db: Database) -> None:
+    changes = read_changes(mongo_db, "hour-1")
+    staging = changes.get("stg_airqino_hourly")
+    assert staging is not None and not staging.full
+    assert {s["station_id"] for s in staging.scopes} == {"283164601", "283181971"}
+    for scope in staging.scopes:
+        assert set(scope) == {"station_id", "ts"} and set(scope["ts"]) == {"$gte", "$lte"}
+    daily = changes.get("daily_sensor_averages")
+    assert daily is not None and all(set(s["day"]) == {"$gte", "$lte"} for s in daily.scopes)
+    raw = changes.get("raw_airqino_hourly")
+    assert raw is not None and {s["station_id"] for s in raw.scopes} == {"283164601", "283181971"}
+    assert read_changes(mongo_db, "build").get("stg_airqino_hourly").full
+
+
+def test_an_audit_gives_the_full_pass_verdicts_and_skips_unchanged_relations(
+    hourly, project_dir: Path, mongo_db: Database
+) -> None:
+    project = load_project(project_dir)
+    audit = run_tests(project, mongo_db, run_id="hour-1", changes=read_changes(mongo_db, "hour-1"))
+    full = run_tests(project, mongo_db)
+    audited = {r.unique_id: r.status for r in audit.results}
+    assert audited and audit.ok, audit.error
+    assert all(full.result(uid).status == status for uid, status in audited.items())
+    assert audit.counts()["scope"] == "changed" and full.counts()["scope"] == "full"
+    assert last_full_pass(mongo_db) is not None
+
+
+def test_a_bad_value_in_a_changed_partition_fails_the_audit_like_the_full_pass(
+    hourly, project_dir: Path, mongo_db: Database
+) -> None:
+    project = load_project(project_dir)
+    changes = read_changes(mongo_db, "hour-1")
+    scope = changes.get("stg_airqino_hourly").scopes[0]
+    inside = mongo_db.stg_airqino_hourly.find_one(scope, sort=[("ts", -1)])
+    mongo_db.stg_airqino_hourly.update_one({"_id": inside["_id"]}, {"$set": {"hour_local": 99}})
+    # a bad value outside what the run wrote is the daily full pass's job, not this audit's
+    outside = mongo_db.stg_airqino_hourly.find_one({"station_id": scope["station_id"]}, sort=[("ts", 1)])
+    mongo_db.stg_airqino_hourly.update_one({"_id": outside["_id"]}, {"$set": {"hour_local": -5}})
+
+    audit = run_tests(project, mongo_db, run_id="hour-1", changes=changes, write_artifacts=False)
+    full = run_tests(project, mongo_db, write_artifacts=False)
+
+    uid = next(r.unique_id for r in full.results if "accepted_range" in r.unique_id and "hour_local" in r.unique_id)
+    assert audit.result(uid).status == "fail" and audit.result(uid).failures == 1
+    assert audit.result(uid).message == "1 failing document"
+    assert full.result(uid).failures == 2
+    assert not audit.ok and audit.exit_code == 1
+
+
+def test_elt_run_audits_except_on_the_first_run_of_the_day_or_when_asked(mongo_db: Database) -> None:
+    from datetime import datetime, timezone
+
+    from elt.models.changes import RunChanges, record_changes
+    from elt.run.steps import StepContext, full_test_pass_reason
+    from elt.transform import record_full_pass
+
+    ctx = StepContext(project=None, db=mongo_db, window=None, run_id="r1")  # type: ignore[arg-type]
+    morning = datetime(2024, 9, 9, 8, tzinfo=timezone.utc)
+    assert full_test_pass_reason(ctx, morning) == "no change record of this run (its transform did not run)"
+    record_changes(mongo_db, RunChanges("r1"))
+    assert full_test_pass_reason(ctx, morning) == "no full test pass recorded yet"
+    record_full_pass(mongo_db, datetime(2024, 9, 9, 0, 5, tzinfo=timezone.utc))
+    assert full_test_pass_reason(ctx, morning) is None
+    assert full_test_pass_reason(ctx, datetime(2024, 9, 10, 0, 10, tzinfo=timezone.utc)) == "first run of the day (UTC)"
+    ctx.full_tests = True
+    assert full_test_pass_reason(ctx, morning) == "--full-tests"
