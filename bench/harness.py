@@ -124,7 +124,9 @@ class _PeakPoller(threading.Thread):
 class _ServerTracer(threading.Thread):
     """Samples the server's CPU seconds with wall-clock times into ``trace``."""
 
-    def __init__(self, server: ServerProcess, trace: list[tuple[float, float]], interval_s: float = 0.05) -> None:
+    def __init__(
+        self, server: ServerProcess, trace: list[tuple[float, float]], interval_s: float = 0.05
+    ) -> None:
         super().__init__(daemon=True)
         self.server, self.trace, self.interval_s = server, trace, interval_s
         self.stopped = threading.Event()

@@ -41,7 +41,12 @@ def measured_run(
 ) -> dict[str, Any]:
     """One ``elt run`` over the default-like window at the simulator's time; the sample and per-step costs."""
     hour = sim.clock().replace(minute=0, second=0, microsecond=0)
-    window = ["--start", (hour - timedelta(hours=48)).isoformat(), "--end", (hour + timedelta(hours=1)).isoformat()]
+    window = [
+        "--start",
+        (hour - timedelta(hours=48)).isoformat(),
+        "--end",
+        (hour + timedelta(hours=1)).isoformat(),
+    ]
     trace: list[tuple[float, float]] = []
     sample = run_measured(
         label,
@@ -65,7 +70,9 @@ def measured_run(
             "error": record.get("error")}  # fmt: skip
 
 
-def floor(server: BenchServer, project: BenchProject, hour: datetime, station_ids: list[str]) -> dict[str, Any]:
+def floor(
+    server: BenchServer, project: BenchProject, hour: datetime, station_ids: list[str]
+) -> dict[str, Any]:
     """The hand-written floor for the hour ending at ``hour``: staging of the changed hours (the one that became
     final and the new provisional one) and the daily averages of their days, per station."""
     from elt.config import load_project
@@ -80,7 +87,11 @@ def floor(server: BenchServer, project: BenchProject, hour: datetime, station_id
     db[FLOOR_DAILY].create_index([("station_id", 1), ("day", 1)], unique=True)
     lo, hi = hour.replace(tzinfo=None) - timedelta(hours=1), hour.replace(tzinfo=None)
     back, ahead = timedelta(seconds=staging.lookback_s), timedelta(seconds=staging.lookahead_s)
-    cpu0, server0, wall0 = time.process_time(), server.process.cpu_s() if server.process else None, time.perf_counter()
+    cpu0, server0, wall0 = (
+        time.process_time(),
+        server.process.cpu_s() if server.process else None,
+        time.perf_counter(),
+    )
     staging_pipeline = mp.render_pipeline(staging, lo, hi)
     for station_id in station_ids:
         db["raw_airqino_hourly"].aggregate([
@@ -160,8 +171,10 @@ def hourly_section(
         "warm_up_run": {**warm["sample"].as_json(), "status": warm["status"], "steps": warm["steps"]},
         "hourly_runs": total,
         "hourly_steps": _step_summary(runs),
-        "runs": [{**r["sample"].as_json(), "status": r["status"], "error": r["error"], "steps": r["steps"]}
-                 for r in runs],  # fmt: skip
+        "runs": [
+            {**r["sample"].as_json(), "status": r["status"], "error": r["error"], "steps": r["steps"]}
+            for r in runs
+        ],  # fmt: skip
         "floor": {"runs": floors, "wall_s_median": floor_wall, "total_cpu_s_median": floor_cpu},
         "hourly_over_floor_wall": round(total["wall_s_median"] / floor_wall, 2) if floor_wall else None,
         "hourly_over_floor_cpu": round(total["total_cpu_s_median"] / floor_cpu, 2) if floor_cpu else None,

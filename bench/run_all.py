@@ -51,7 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--w1-run-cycles", type=int, default=3, help="W1 measured hourly `elt run` (whole job) cycles."
     )
     parser.add_argument("--w2-stations", type=int, default=4, help="W2 stations (100 = the full size).")
-    parser.add_argument("--w2-cycles", type=int, default=3, help="W2 measured hourly `elt run`s after the build.")
+    parser.add_argument(
+        "--w2-cycles", type=int, default=3, help="W2 measured hourly `elt run`s after the build."
+    )
     parser.add_argument(
         "--w3-hours", type=int, default=3, help="W3 hourly runs of the seed approach per size."
     )
@@ -140,7 +142,9 @@ def ours_hourly(workloads: dict[str, Any]) -> dict[str, dict[str, Any]]:
             ],
         }
     if "W2" in workloads:
-        ours["W2"] = {"elt run (whole job: load, transform, test, forecast)": workloads["W2"]["hourly"]["total"]}
+        ours["W2"] = {
+            "elt run (whole job: load, transform, test, forecast)": workloads["W2"]["hourly"]["total"]
+        }
     return ours
 
 

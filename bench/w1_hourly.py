@@ -63,7 +63,9 @@ def run(server: BenchServer, work_dir: Path, cycles: int = 3, run_cycles: int = 
         "hourly_over_initial_wall": ratio(hourly_total["wall_s_median"], initial.total.wall_s),
         "elt_run_hourly": {"total": section["hourly_runs"]},
         "hourly_run": section,
-        "hourly_run_over_initial_wall": ratio(section["hourly_runs"].get("wall_s_median"), initial.total.wall_s),
+        "hourly_run_over_initial_wall": ratio(
+            section["hourly_runs"].get("wall_s_median"), initial.total.wall_s
+        ),
         "one_process_date_range_hourly": {
             "total": summarize([sample for sample, _ in ranged]),
             "runs": [{"wall_s": round(sample.wall_s, 3), **record} for sample, record in ranged],

@@ -204,8 +204,18 @@ def missing_forecasts_payload(
         "project": project_name,
         "database": database,
         "series": [
-            {key: s.get(key) for key in ("station_id", "pollutant", "status", "reason", "missing_since",
-                                          "missing_hours", "threshold_hours")}
+            {
+                key: s.get(key)
+                for key in (
+                    "station_id",
+                    "pollutant",
+                    "status",
+                    "reason",
+                    "missing_since",
+                    "missing_hours",
+                    "threshold_hours",
+                )
+            }
             for s in series
         ],  # fmt: skip
         "at": datetime.now(timezone.utc),

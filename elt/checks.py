@@ -106,7 +106,9 @@ def _scope_is_exact_for(test: TestNode, scopes: list[dict[str, Any]]) -> bool:
     if test.kind == "unique":
         return all(set(scope) <= set(test.args.columns) for scope in scopes)
     if test.kind == "completeness":
-        return bool(test.args.group_by) and all(set(_equalities(s)) == set(test.args.group_by) for s in scopes)
+        return bool(test.args.group_by) and all(
+            set(_equalities(s)) == set(test.args.group_by) for s in scopes
+        )
     return False
 
 
@@ -172,7 +174,9 @@ def _completeness(db: Database, test: TestNode, collection: str,
             # the group's equality + time range leads (index order); where/counted_if apply after it
             filters = [{"$match": f} for f in (args.where, counted_if) if f]
             expected = int((last - first) / step) + 1
-            groups.append((span["_id"], expected, _count(db, collection, [{"$match": in_span}] + filters), first, last))
+            groups.append(
+                (span["_id"], expected, _count(db, collection, [{"$match": in_span}] + filters), first, last)
+            )
     for group, expected, counted, first, last in groups:
         ratio = counted / expected if expected else 1.0
         if ratio < args.min_ratio:
@@ -280,7 +284,9 @@ def _freshness_newest(db: Database, test: TestNode, collection: str, loaded_at: 
             ):  # fmt: skip
                 if row["_id"] not in groups:
                     groups.append(row["_id"])
-                if row["newest"] is not None and (newest.get(row["_id"]) is None or row["newest"] > newest[row["_id"]]):
+                if row["newest"] is not None and (
+                    newest.get(row["_id"]) is None or row["newest"] > newest[row["_id"]]
+                ):
                     newest[row["_id"]] = row["newest"]
     state.replace_one({"_id": cache_id}, {"_id": cache_id, "groups": groups, "at": now,
                                           "newest": [{"group": g, "newest": v} for g, v in newest.items()]},

@@ -245,7 +245,9 @@ def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext
     _prepare_target(db, model)
     point = f"{model.name}:full"
     failpoint(f"{point}:start")
-    pipeline = mp.render_pipeline(model, FULL_START, FULL_END) + _meta_stages(ctx) + [_replace_stage(model, ctx)]
+    pipeline = (
+        mp.render_pipeline(model, FULL_START, FULL_END) + _meta_stages(ctx) + [_replace_stage(model, ctx)]
+    )
     try:
         _aggregate(db, mp.collection_of(model.from_id), pipeline, model)
     except TransformError:
@@ -431,7 +433,9 @@ def _full_build_reason(db: Database, mp: ModelProject, model: ModelNode, ctx: Ru
         return "model definition changed"
     if state.get(PENDING_FULL_BUILD):
         pending = state[PENDING_FULL_BUILD]
-        return f"completing the full build interrupted in run {pending.get('run_id')} ({pending.get('reason')})"
+        return (
+            f"completing the full build interrupted in run {pending.get('run_id')} ({pending.get('reason')})"
+        )
     rebuilt = [p for p in model.depends_on if p in ctx.fully_built]
     if rebuilt:
         return f"{', '.join(rebuilt)} was fully rebuilt"

@@ -178,7 +178,9 @@ def test_airflow_dags_test_lands_the_whole_history_first_then_only_what_changed(
             assert len(runs) == 2 and runs[0]["status"] == "success"
             load = runs[0]["steps"][0]["counts"]
             assert (load["inserted"], load["updated"]) == (len(new), len(changed))
-            assert len(new) == 2 and len(changed) >= 3  # the new hour per station, the rewrite, the final hours
+            assert (
+                len(new) == 2 and len(changed) >= 3
+            )  # the new hour per station, the rewrite, the final hours
             # the rolling window dropped its oldest hour from the API; raw keeps it
             assert db.raw_airqino_hourly.count_documents({}) == len(first_served) + len(new)
             assert db.raw_airqino_hourly.count_documents({"station_id": "283181971", "pm25": 123.4}) == 1

@@ -100,7 +100,7 @@ def test_the_container_scripts_refuse_placeholders_before_running_anything(tmp_p
     calls = tmp_path / "elt-calls"
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
-    (fake_bin / "elt").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\nexit 0\n")
+    (fake_bin / "elt").write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 0\n')
     (fake_bin / "elt").chmod(0o755)
     env = {"PATH": f"{fake_bin}:/usr/bin:/bin", "ELT_RUN_ON_START": "true",
            "MONGO_URI": "mongodb://elt:change-me@mongo:27017/airqino", "SERVING_DSN": "postgresql://ok@pg/x"}  # fmt: skip
@@ -181,4 +181,6 @@ def test_dockerignore_leaves_local_state_out_but_keeps_what_the_images_copy() ->
         for line in dockerfile.read_text().splitlines():
             if line.startswith("COPY ") and "--from" not in line:
                 for source in line.split()[1:-1]:
-                    assert not _ignored(source, patterns), f"{dockerfile.name}: COPY {source} is in .dockerignore"
+                    assert not _ignored(source, patterns), (
+                        f"{dockerfile.name}: COPY {source} is in .dockerignore"
+                    )

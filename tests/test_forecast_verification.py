@@ -132,6 +132,7 @@ def test_hour_by_hour_verification_equals_a_full_refresh(project_dir: Path, mong
         assert run_transform(project, mongo_db).exit_code == 0
     names = ("forecast_pairs", "forecast_verification_days", "forecast_verification")
     hidden = {"_id": 0, "_updated_at": 0, "_run_id": 0}
+
     def state() -> dict[str, list[str]]:
         return {n: sorted(repr(sorted(d.items())) for d in mongo_db[n].find({}, hidden)) for n in names}
 

@@ -28,7 +28,9 @@ def shipped_project(tmp_path: Path) -> Path:
 
 def test_a_misspelled_vars_key_is_refused_with_did_you_mean(shipped_project: Path) -> None:
     project = load_project(shipped_project, env={})
-    with pytest.raises(ModelError, match=r"--vars: unknown var 'min_hours_per_dya'; did you mean 'min_hours_per_day'\?"):
+    with pytest.raises(
+        ModelError, match=r"--vars: unknown var 'min_hours_per_dya'; did you mean 'min_hours_per_day'\?"
+    ):
         load_models(project, {"min_hours_per_dya": 20})
     load_models(project, {"min_hours_per_day": 20, "stuck_hours": 4})  # known vars pass
     for command in ("transform", "test"):
@@ -49,7 +51,10 @@ def test_unknown_ref_keeps_its_did_you_mean_when_the_referenced_file_is_broken(s
         load_models(load_project(shipped_project, env={}))
     message = str(excinfo.value)
     line = 1 + broken.read_text().splitlines().index("bogus_key: 1")
-    assert f"station_day_last_hours.yml: line {line}: model 'station_day_last_hours': bogus_key: unknown key" in message
+    assert (
+        f"station_day_last_hours.yml: line {line}: model 'station_day_last_hours': bogus_key: unknown key"
+        in message
+    )
     assert "unknown ref 'station_day_last_hour'; did you mean 'station_day_last_hours'?" in message
 
     freshness.write_text(text)  # the exact name of the broken model: said so, not "unknown"
@@ -57,7 +62,9 @@ def test_unknown_ref_keeps_its_did_you_mean_when_the_referenced_file_is_broken(s
         load_models(load_project(shipped_project, env={}))
 
 
-def test_elt_show_lists_collections_and_prints_the_newest_documents(project_dir: Path, mongo_db: Database) -> None:
+def test_elt_show_lists_collections_and_prints_the_newest_documents(
+    project_dir: Path, mongo_db: Database
+) -> None:
     mongo_db.daily_sensor_averages.insert_many([
         {"_id": f"{sid}|2024-09-0{d}", "station_id": sid, "day": f"2024-09-0{d}", "pm25_mean": float(d),
          "_updated_at": datetime(2024, 9, d, tzinfo=timezone.utc)}
@@ -73,7 +80,8 @@ def test_elt_show_lists_collections_and_prints_the_newest_documents(project_dir:
     assert shown.exit_code == 0, shown.output
     docs = [json.loads(line) for line in shown.output.splitlines()]
     assert [(d["_id"], d["day"], d["pm25_mean"]) for d in docs] == [
-        ("283164601|2024-09-03", "2024-09-03", 3.0), ("283164601|2024-09-02", "2024-09-02", 2.0)
+        ("283164601|2024-09-03", "2024-09-03", 3.0),
+        ("283164601|2024-09-02", "2024-09-02", 2.0),
     ]
 
     typo = CliRunner().invoke(main, [*base, "daily_sensor_average"])

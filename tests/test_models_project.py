@@ -131,17 +131,17 @@ BAD_PROJECTS = {
     ),
     "huge_range": (
         "marts/huge.yml",
-        GOOD_MART.format(name="huge").replace("{$ne: null}", "{$in: \"{{ range(10**7) | list }}\"}"),
+        GOOD_MART.format(name="huge").replace("{$ne: null}", '{$in: "{{ range(10**7) | list }}"}'),
         ["model 'huge'", "pipeline[0].$match.station_id.$in: template", "Range too big"],
     ),
     "huge_power": (
         "marts/power.yml",
-        GOOD_MART.format(name="power").replace("{$ne: null}", "{$gt: \"{{ 10 ** 100000000 }}\"}"),
+        GOOD_MART.format(name="power").replace("{$ne: null}", '{$gt: "{{ 10 ** 100000000 }}"}'),
         ["model 'power'", "exponent", "too large"],
     ),
     "stations_pop": (
         "marts/pop.yml",
-        GOOD_MART.format(name="pop").replace("{$ne: null}", "{$ne: \"{{ stations.pop() }}\"}"),
+        GOOD_MART.format(name="pop").replace("{$ne: null}", '{$ne: "{{ stations.pop() }}"}'),
         ["model 'pop'", "template error", "pop"],
     ),
     "cycle": (
@@ -174,7 +174,8 @@ def test_bad_project_is_refused_with_its_message(project_dir: Path, case: str) -
 
 
 @pytest.mark.parametrize(
-    "case", ["unknown_ref", "out", "cycle", "write_to_source", "lookup_from_dict", "huge_range", "stations_pop"]
+    "case",
+    ["unknown_ref", "out", "cycle", "write_to_source", "lookup_from_dict", "huge_range", "stations_pop"],
 )
 def test_bad_project_writes_nothing_and_exits_2(project_dir: Path, mongo_db: Database, case: str) -> None:
     expected = _write_case(project_dir, case)

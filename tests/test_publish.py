@@ -177,7 +177,10 @@ def test_forecast_tables_are_skipped_until_forecasts_exist(
 
     result = publish_marts(load_project(project_dir), mongo_db, dsn=serving_dsn)
 
-    assert result.skipped[:2] == ["forecasts", "forecast_verification"]  # then the dashboard marts not built here
+    assert result.skipped[:2] == [
+        "forecasts",
+        "forecast_verification",
+    ]  # then the dashboard marts not built here
     assert [t.table for t in result.tables] == [
         "daily_sensor_averages",
         "station_freshness",

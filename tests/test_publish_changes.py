@@ -27,7 +27,9 @@ def test_unchanged_tables_are_not_touched_and_changed_scopes_are_upserted(
     project = load_project(project_dir)
     publish_marts(project, mongo_db, dsn=serving_dsn)
     day = marts.known_day.isoformat()
-    mongo_db.daily_sensor_averages.update_one({"station_id": STATION, "day": day}, {"$set": {"pm25_mean": 77.0}})
+    mongo_db.daily_sensor_averages.update_one(
+        {"station_id": STATION, "day": day}, {"$set": {"pm25_mean": 77.0}}
+    )
     # a change outside the recorded scope is not published by a scoped run (the next full publish does it)
     other = mongo_db.daily_sensor_averages.find_one({"station_id": {"$ne": STATION}})
     mongo_db.daily_sensor_averages.update_one({"_id": other["_id"]}, {"$set": {"pm25_mean": 55.0}})
@@ -38,7 +40,9 @@ def test_unchanged_tables_are_not_touched_and_changed_scopes_are_upserted(
 
     by_table = {t.table: t for t in result.tables}
     assert set(by_table) == {"daily_sensor_averages", "stations"}
-    assert {"stg_airqino_hourly", "station_freshness", "forecasts", "forecast_verification"} <= set(result.unchanged)
+    assert {"stg_airqino_hourly", "station_freshness", "forecasts", "forecast_verification"} <= set(
+        result.unchanged
+    )
     assert by_table["daily_sensor_averages"].rows == 1 and by_table["daily_sensor_averages"].updated == 1
     assert query(serving_dsn, "SELECT pm25_mean FROM airqino.daily_sensor_averages WHERE station_id = %s AND day = %s",
                  (STATION, date.fromisoformat(day))) == [(77.0,)]  # fmt: skip
@@ -73,7 +77,14 @@ def test_a_scoped_publish_deletes_inside_its_scope_and_moves_the_window(
     assert query(serving_dsn, "SELECT count(*) FROM airqino.stg_airqino_hourly WHERE station_id = %s AND ts = %s",
                  (STATION, gone)) == [(0,)]  # fmt: skip
     # the full publish of the same data gives the same table
-    served = query(serving_dsn, "SELECT station_id, ts, row_hash FROM airqino.stg_airqino_hourly ORDER BY 1, 2")
+    served = query(
+        serving_dsn, "SELECT station_id, ts, row_hash FROM airqino.stg_airqino_hourly ORDER BY 1, 2"
+    )
     publish_marts(project, mongo_db, dsn=serving_dsn)
-    assert query(serving_dsn, "SELECT station_id, ts, row_hash FROM airqino.stg_airqino_hourly ORDER BY 1, 2") == served
-    assert len(served) == len([d for d in in_window if not (d["station_id"] == STATION and d["ts"] == gone)]) + 1
+    assert (
+        query(serving_dsn, "SELECT station_id, ts, row_hash FROM airqino.stg_airqino_hourly ORDER BY 1, 2")
+        == served
+    )
+    assert (
+        len(served) == len([d for d in in_window if not (d["station_id"] == STATION and d["ts"] == gone)]) + 1
+    )

@@ -53,11 +53,15 @@ def test_a_write_stage_into_an_owned_collection_is_refused(
                                "materialized": "table", "pipeline": [{stage: body}]})  # fmt: skip
     result = _transform(project_dir)
     assert result.exit_code == 2, result.output
-    assert f"{stage} is not allowed" in result.stderr and f"'{target}' is owned by airqino-elt" in result.stderr
+    assert (
+        f"{stage} is not allowed" in result.stderr and f"'{target}' is owned by airqino-elt" in result.stderr
+    )
     assert mongo_db.list_collection_names() == []
 
 
-def test_the_forecasts_message_names_the_command_that_writes_it(project_dir: Path, mongo_db: Database) -> None:
+def test_the_forecasts_message_names_the_command_that_writes_it(
+    project_dir: Path, mongo_db: Database
+) -> None:
     _write_model(project_dir, {"name": "forecasts", "from": "{{ ref('stg_airqino_hourly') }}",
                                "materialized": "table", "pipeline": [{"$match": {}}]})  # fmt: skip
     result = _transform(project_dir)
@@ -86,6 +90,10 @@ def test_every_collection_constant_is_an_owned_collection_or_a_model() -> None:
     for attr in ("raw_collection", "history_collection", "rejects_collection", "batches_collection"):
         declared[f"AirqinoSource.{attr}"] = getattr(AirqinoSource, attr)
     assert len(declared) >= 12
-    missing = {where: name for where, name in declared.items() if name not in OWNED_COLLECTIONS | dict.fromkeys(models)}
+    missing = {
+        where: name
+        for where, name in declared.items()
+        if name not in OWNED_COLLECTIONS | dict.fromkeys(models)
+    }
     assert missing == {}, f"add these to elt.owned.OWNED_COLLECTIONS: {missing}"
     assert all(not m.startswith(RESERVED_PREFIXES) for m in models)

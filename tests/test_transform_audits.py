@@ -22,7 +22,9 @@ def hourly(project_dir: Path, mongo_db: Database, airqino_simulator_factory) -> 
     sim = airqino_simulator_factory(window_days=14)
     fast_source(project_dir, sim.base_url)
     assert run_load(project_dir).exit_code == 0
-    assert run_transform(load_project(project_dir), mongo_db, select=OWN_MODELS, run_id="build").exit_code == 0
+    assert (
+        run_transform(load_project(project_dir), mongo_db, select=OWN_MODELS, run_id="build").exit_code == 0
+    )
     sim.advance(hours=1)
     assert run_load(project_dir).exit_code == 0
     result = run_transform(load_project(project_dir), mongo_db, select=OWN_MODELS, run_id="hour-1")
@@ -72,7 +74,9 @@ def test_a_bad_value_in_a_changed_partition_fails_the_audit_like_the_full_pass(
     audit = run_tests(project, mongo_db, run_id="hour-1", changes=changes, write_artifacts=False)
     full = run_tests(project, mongo_db, write_artifacts=False)
 
-    uid = next(r.unique_id for r in full.results if "accepted_range" in r.unique_id and "hour_local" in r.unique_id)
+    uid = next(
+        r.unique_id for r in full.results if "accepted_range" in r.unique_id and "hour_local" in r.unique_id
+    )
     assert audit.result(uid).status == "fail" and audit.result(uid).failures == 1
     assert audit.result(uid).message == "1 failing document"
     assert full.result(uid).failures == 2
@@ -93,6 +97,9 @@ def test_elt_run_audits_except_on_the_first_run_of_the_day_or_when_asked(mongo_d
     assert full_test_pass_reason(ctx, morning) == "no full test pass recorded yet"
     record_full_pass(mongo_db, datetime(2024, 9, 9, 0, 5, tzinfo=timezone.utc))
     assert full_test_pass_reason(ctx, morning) is None
-    assert full_test_pass_reason(ctx, datetime(2024, 9, 10, 0, 10, tzinfo=timezone.utc)) == "first run of the day (UTC)"
+    assert (
+        full_test_pass_reason(ctx, datetime(2024, 9, 10, 0, 10, tzinfo=timezone.utc))
+        == "first run of the day (UTC)"
+    )
     ctx.full_tests = True
     assert full_test_pass_reason(ctx, morning) == "--full-tests"

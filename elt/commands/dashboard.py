@@ -47,7 +47,10 @@ def build(obj: CliContext, output: Path | None, database_uri: str | None) -> Non
     project = obj.project()
     target = output or project.target_dir / "superset_bundle.zip"
     path = build_bundle(
-        project.project_dir / "config" / "superset", target, serving_tables(project), database_uri,
+        project.project_dir / "config" / "superset",
+        target,
+        serving_tables(project),
+        database_uri,
         [s.name for s in project.config.stations],
     )
     click.echo(str(path))

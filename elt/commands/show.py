@@ -68,7 +68,11 @@ def show(obj: CliContext, collection: str | None, limit: int, station: str | Non
             return
         if collection not in names:
             close = difflib.get_close_matches(collection, names, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f" (it has: {', '.join(names) or 'nothing yet'})"
+            hint = (
+                f"; did you mean '{close[0]}'?"
+                if close
+                else f" (it has: {', '.join(names) or 'nothing yet'})"
+            )
             raise ConfigError(f"database {db.name} has no collection '{collection}'{hint}")
         query: dict[str, Any] = {"station_id": _station_id(project, station)} if station else {}
         projection = {f.strip(): 1 for f in fields.split(",") if f.strip()} if fields else None

@@ -95,9 +95,10 @@ def status(obj: CliContext, as_json: bool, demo: bool, alert: bool, check: bool)
                       "stale_after_hours": s.stale_after_hours} for s in report.stale_stations]  # fmt: skip
             delivery = alert_stale_stations(store.db, project.config.name, stale, report.now)
         if alert and report.forecast_warnings:
-            delivery = alert_missing_forecasts(
-                store.db, project.config.name, report.forecast_warnings, report.now
-            ) or delivery
+            delivery = (
+                alert_missing_forecasts(store.db, project.config.name, report.forecast_warnings, report.now)
+                or delivery
+            )
     if as_json:
         doc = report.as_json()
         if doc.get("lease"):

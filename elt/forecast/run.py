@@ -172,13 +172,18 @@ class ForecastRunResult:
         counts["series"] = len(self.health)
         counts["series_written"] = sum(1 for h in self.health if h["status"] == "written")
         counts["series_missing"] = {
-            f"{h['station_id']}/{h['pollutant']}": h["status"] for h in self.health if h["status"] != "written"
+            f"{h['station_id']}/{h['pollutant']}": h["status"]
+            for h in self.health
+            if h["status"] != "written"
         }
         return counts
 
 
 def retrain_reason(
-    project: Project, db: Database, bundle: TrainedForecast | None, history: dict[str, int] | None = None,
+    project: Project,
+    db: Database,
+    bundle: TrainedForecast | None,
+    history: dict[str, int] | None = None,
     near: datetime | None = None,
 ) -> str | None:
     """Why the model should be retrained now (None when it is current).

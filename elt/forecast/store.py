@@ -94,7 +94,9 @@ def to_document(bundle: TrainedForecast) -> dict[str, Any]:
         "validation": bundle.validation,
         "blends": {_key(*key): blend.to_dict() for key, blend in bundle.blends.items()},
         "model_format": MODEL_FORMAT,
-        "models": {_key(*key): _dump_estimator(model) for key, model in bundle.models.items() if model is not None},
+        "models": {
+            _key(*key): _dump_estimator(model) for key, model in bundle.models.items() if model is not None
+        },
         "sklearn_version": sklearn.__version__,
     }
 
@@ -104,7 +106,9 @@ def _load_estimator(model_id: Any, key: str, data: Any) -> Any:
     import skops.io as sio
 
     if not isinstance(data, bytes):
-        raise ModelRefused(f"forecast model {model_id}: models.{key} is {type(data).__name__}, not binary data")
+        raise ModelRefused(
+            f"forecast model {model_id}: models.{key} is {type(data).__name__}, not binary data"
+        )
     try:
         untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
     except Exception as exc:  # noqa: BLE001 - not a skops file at all

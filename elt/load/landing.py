@@ -197,7 +197,8 @@ def refresh_day_digests(db: Database, station_id: str, days: list[str]) -> None:
     for first, last in _day_ranges(days):
         rows: dict[str, list[tuple[str, bool]]] = {day: [] for day in _days_between(first, last)}
         for doc in db[AirqinoSource.raw_collection].find(
-            {"station_id": station_id, "ts": {"$gte": first, "$lt": last}}, {"original_json": 1, "provisional": 1, "ts": 1}
+            {"station_id": station_id, "ts": {"$gte": first, "$lt": last}},
+            {"original_json": 1, "provisional": 1, "ts": 1},
         ):
             rows[_day_key(doc["ts"])].append((str(doc.get("original_json")), bool(doc.get("provisional"))))
         for day, entries in rows.items():
@@ -356,7 +357,9 @@ def _unconfirmed(known: Prefiltered, parsed: ParsedResponse) -> int:
     return sum(
         1
         for doc_id, doc in known.stored.items()
-        if doc["provisional"] and doc_id not in incoming and first <= as_utc(doc["ts"]) <= last
+        if doc["provisional"]
+        and doc_id not in incoming
+        and first <= as_utc(doc["ts"]) <= last
         and as_utc(doc["ts"]) < fetch_hour
     )
 

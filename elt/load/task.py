@@ -295,7 +295,9 @@ class LoadTask:
         facts.update(url=fetched.url, http_status=fetched.http_status, bytes=fetched.bytes,
                      attempts=fetched.attempts, fetched_at=fetched.fetched_at)  # fmt: skip
         data = AirqinoSource.data_rows(fetched.payload, fetched.url)
-        known = skip_unchanged(self.db, station_id, data, fetched.fetched_at)  # validate only new/changed rows
+        known = skip_unchanged(
+            self.db, station_id, data, fetched.fetched_at
+        )  # validate only new/changed rows
         parsed = parse_rows(station_id, known.rows, fetched.fetched_at)
         validate_seconds = time.perf_counter() - started - fetch_seconds
         outcome.received, outcome.duplicates = len(data), parsed.duplicates
@@ -306,7 +308,9 @@ class LoadTask:
             known.unchanged = in_window
         outcome.outside_window_landed = not self.restrict_to_window
         self._phase(station_id, "landing", len(parsed.rows) + len(known.unchanged))
-        counts = land_response(self.db, parsed, self.batch_id, self.clock(), self._advance(station_id), known=known)
+        counts = land_response(
+            self.db, parsed, self.batch_id, self.clock(), self._advance(station_id), known=known
+        )
         refresh_day_digests(self.db, station_id, known.dirty_days)
         for key in _COUNT_FIELDS:
             setattr(outcome, key, getattr(counts, key))

@@ -116,7 +116,9 @@ def read_changes(db: Database, run_id: str) -> RunChanges:
     doc = db[CHANGES_COLLECTION].find_one({"_id": run_id}) or {}
     changes = RunChanges(run_id)
     for entry in doc.get("relations", []):
-        changes.relations[entry["relation"]] = RelationChange(bool(entry.get("full")), list(entry.get("scopes", [])))
+        changes.relations[entry["relation"]] = RelationChange(
+            bool(entry.get("full")), list(entry.get("scopes", []))
+        )
     return changes
 
 

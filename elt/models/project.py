@@ -28,6 +28,8 @@ from elt.owned import writer_of
 from elt.yamlfile import YamlProblem, describe_validation, read_yaml_with_lines
 
 MODELS_DIR = "aggregations"
+
+
 @dataclass
 class SourceNode:
     """A source collection (written by ``elt load``, read by models)."""

@@ -85,7 +85,11 @@ class _ModelSandbox(ImmutableSandboxedEnvironment):
             raise SecurityError(f"exponent {right} is too large (at most {MAX_POWER_EXPONENT} in a template)")
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_REPEAT_LENGTH:
+                if (
+                    isinstance(seq, (str, list, tuple))
+                    and isinstance(times, int)
+                    and len(seq) * times > MAX_REPEAT_LENGTH
+                ):
                     raise SecurityError(f"repeating a value {times} times is too large for a template")
         return super().call_binop(context, operator, left, right)
 

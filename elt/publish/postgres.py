@@ -153,7 +153,9 @@ def table_exists(conn: psycopg.Connection, table: ServingTable) -> bool:
 
 def max_value(conn: psycopg.Connection, table: ServingTable, column: str) -> Any:
     """The largest value of ``column`` in the serving table (None when empty)."""
-    row = conn.execute(sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(column), _ident(table))).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(column), _ident(table))
+    ).fetchone()
     return row[0] if row else None
 
 

@@ -128,7 +128,9 @@ def _window_filter(db: Database, table: ServingTable) -> dict[str, Any]:
     return {table.window_field: {"$gt": start}}
 
 
-def _documents(project: Project, table: ServingTable, cursor: Iterator[dict[str, Any]]) -> Iterator[list[Any]]:
+def _documents(
+    project: Project, table: ServingTable, cursor: Iterator[dict[str, Any]]
+) -> Iterator[list[Any]]:
     names = {station.id: station.name for station in project.config.stations}
     for document in cursor:
         if "station_name" in table.column_names and document.get("station_name") is None:
@@ -138,7 +140,11 @@ def _documents(project: Project, table: ServingTable, cursor: Iterator[dict[str,
 
 
 def scoped_rows(
-    project: Project, db: Database, table: ServingTable, scopes: list[dict[str, Any]], window_start: datetime | None
+    project: Project,
+    db: Database,
+    table: ServingTable,
+    scopes: list[dict[str, Any]],
+    window_start: datetime | None,
 ) -> Iterator[list[Any]]:
     """The rows of ``table`` in the changed ``scopes`` (one index-friendly query each), inside its window."""
     projection = {"_id": 0, **{name: 1 for name in table.column_names}}
@@ -146,7 +152,9 @@ def scoped_rows(
         cursor = db[table.collection].find(scope, projection, batch_size=2000)  # type: ignore[index]
         if window_start is not None and table.window_field:
             field_name = table.window_field
-            cursor = (d for d in cursor if d.get(field_name) is not None and _as_utc(d[field_name]) > window_start)
+            cursor = (
+                d for d in cursor if d.get(field_name) is not None and _as_utc(d[field_name]) > window_start
+            )
         yield from _documents(project, table, cursor)
 
 
@@ -288,8 +296,11 @@ def _publish_table(
                 # those are published in full)
                 within = [_scope_values(table, s) for s in scopes] if _scopes_fit(table, scopes) else []
                 rows, inserted, updated, deleted = postgres.upsert_rows(
-                    conn, table, scoped_rows(project, db, table, scopes, window_start),
-                    within=within, older_than=window_start,
+                    conn,
+                    table,
+                    scoped_rows(project, db, table, scopes, window_start),
+                    within=within,
+                    older_than=window_start,
                 )
     except (psycopg.Error, PublishError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

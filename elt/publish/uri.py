@@ -33,5 +33,7 @@ def without_password(uri: str) -> str:
     if parts.password is not None:
         host = netloc.rsplit("@", 1)[1]
         netloc = f"{quote(parts.username or '', safe='')}@{host}" if parts.username else host
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_password_param(k)])
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_password_param(k)]
+    )
     return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -245,8 +245,18 @@ def _trial(embedded: Embedded, bases: dict[str, Any], landings: list[Landing], f
     env = {"ELT_FAILPOINT": target, "ELT_FAILPOINT_DIR": str(tmp_path)} if kind == "failpoint" else {}
     poll = client_for(embedded.uri())
     # a random time is counted from the run's first write (so the run is connected to the server it loses)
-    condition = None if kind == "failpoint" else _condition(
-        poll, database, "first" if kind == "time" else kind, target or "stg_airqino_hourly", family, bases["counts"])
+    condition = (
+        None
+        if kind == "failpoint"
+        else _condition(
+            poll,
+            database,
+            "first" if kind == "time" else kind,
+            target or "stg_airqino_hourly",
+            family,
+            bases["counts"],
+        )
+    )
     rng = random.Random(f"{SEED}:{family}:{index}")
     seconds = bases["changed_seconds" if family == "swap" else "update_seconds"]
     killed = embedded.start(project, database, "transform", **env)
@@ -275,7 +285,9 @@ def _trial(embedded: Embedded, bases: dict[str, Any], landings: list[Landing], f
         killed.wait()
         exit_code = None
     landings.append(Landing(family, name, running and exit_code != 0, exit_code))
-    if running and exit_code == 0:  # only possible if it connected after the kill, to a server it started itself
+    if (
+        running and exit_code == 0
+    ):  # only possible if it connected after the kill, to a server it started itself
         assert read_embedded_state(embedded.data_dir) is not None, f"{context}: success reported, server dead"
         with embedded.client() as client:
             assert _duplicate_keys(client, database) == {}, f"{context}: success reported with duplicate keys"
