@@ -156,6 +156,17 @@ def _repeat_after() -> timedelta:
         return timedelta(hours=24)
 
 
+def _sent_recently(coll: Any, kind: str, field: str, current: set[str], now: datetime) -> set[str]:
+    """The ``field`` values of ``kind`` alerts sent within the repeat interval. Values no longer current are
+    forgotten first, so they alert at once when they come back. Unreadable state: alert anyway."""
+    try:
+        coll.delete_many({"kind": kind, field: {"$nin": sorted(current)}})
+        return {d[field] for d in coll.find({"kind": kind, "last_sent_at": {"$gt": now - _repeat_after()}})}
+    except PyMongoError as exc:
+        log.warning("cannot read the alert state (%s); alerting anyway", redact(str(exc))[:200])
+        return set()
+
+
 def alert_stale_stations(
     db: Database, project_name: str, stale: list[dict[str, Any]], now: datetime | None = None
 ) -> AlertDelivery | None:
@@ -166,15 +177,7 @@ def alert_stale_stations(
     now = now or datetime.now(timezone.utc)
     coll = db[ALERTS_COLLECTION]
     stale_ids = {s["station_id"] for s in stale}
-    try:
-        coll.delete_many({"kind": "stale", "station_id": {"$nin": sorted(stale_ids)}})
-        sent_recently = {
-            d["station_id"]
-            for d in coll.find({"kind": "stale", "last_sent_at": {"$gt": now - _repeat_after()}})
-        }
-    except PyMongoError as exc:
-        log.warning("cannot read the alert state (%s); alerting anyway", redact(str(exc))[:200])
-        sent_recently = set()
+    sent_recently = _sent_recently(coll, "stale", "station_id", stale_ids, now)
     due = [s for s in stale if s["station_id"] not in sent_recently]
     if not due or not webhook_url():
         return None
@@ -232,15 +235,7 @@ def alert_missing_forecasts(
     now = now or datetime.now(timezone.utc)
     coll = db[ALERTS_COLLECTION]
     keys = {f"{s['station_id']}|{s['pollutant']}" for s in missing}
-    try:
-        coll.delete_many({"kind": "forecast_missing", "series": {"$nin": sorted(keys)}})
-        sent_recently = {
-            d["series"]
-            for d in coll.find({"kind": "forecast_missing", "last_sent_at": {"$gt": now - _repeat_after()}})
-        }
-    except PyMongoError as exc:
-        log.warning("cannot read the alert state (%s); alerting anyway", redact(str(exc))[:200])
-        sent_recently = set()
+    sent_recently = _sent_recently(coll, "forecast_missing", "series", keys, now)
     due = [s for s in missing if f"{s['station_id']}|{s['pollutant']}" not in sent_recently]
     if not due or not webhook_url():
         return None
