@@ -115,6 +115,18 @@ def our_cycle(
     return CycleResult(load, transform, combine(label, steps), load_json)
 
 
+def default_window_args(sim: AirQinoSimulator) -> list[str]:
+    """``--start``/``--end`` of the window ``elt run`` would pick by default at the simulator's time: from 48
+    hours before the current hour to the end of the current, still-filling hour."""
+    hour = sim.clock().replace(minute=0, second=0, microsecond=0)
+    return [
+        "--start",
+        (hour - timedelta(hours=48)).isoformat(),
+        "--end",
+        (hour + timedelta(hours=1)).isoformat(),
+    ]
+
+
 def our_run(
     project: BenchProject, server: BenchServer, label: str, sim: AirQinoSimulator, steps: tuple[str, ...] = ()
 ) -> tuple[Sample, dict[str, Any]]:
@@ -123,14 +135,7 @@ def our_run(
 
     The run's window is what the default window would be at the simulator's time (its clock is in the past):
     from 48 hours before the current hour to the end of the current, still-filling hour."""
-    hour = sim.clock().replace(minute=0, second=0, microsecond=0)
-    window = [
-        "--start",
-        (hour - timedelta(hours=48)).isoformat(),
-        "--end",
-        (hour + timedelta(hours=1)).isoformat(),
-    ]
-    step_args = [arg for step in steps for arg in ("--step", step)] + window
+    step_args = [arg for step in steps for arg in ("--step", step)] + default_window_args(sim)
     sample = run_measured(
         label,
         project.elt("run", "--no-alerts", "--no-summary", "--json", "--trigger", "bench", *step_args),

@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bench.cycle import last_json_line
+from bench.cycle import default_window_args, last_json_line
 from bench.harness import BenchServer, Sample, run_measured, server_cpu_between, summarize
 from bench.project import BenchProject
 from elt.simulator import AirQinoSimulator
@@ -40,13 +40,7 @@ def measured_run(
     project: BenchProject, server: BenchServer, label: str, sim: AirQinoSimulator, extra: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """One ``elt run`` over the default-like window at the simulator's time; the sample and per-step costs."""
-    hour = sim.clock().replace(minute=0, second=0, microsecond=0)
-    window = [
-        "--start",
-        (hour - timedelta(hours=48)).isoformat(),
-        "--end",
-        (hour + timedelta(hours=1)).isoformat(),
-    ]
+    window = default_window_args(sim)
     trace: list[tuple[float, float]] = []
     sample = run_measured(
         label,
