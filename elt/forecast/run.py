@@ -66,12 +66,13 @@ def newest_final_hour(
 
 
 def station_history_hours(
-    db: Database, station_ids: Iterable[str], end: pd.Timestamp | None = None
+    db: Database, station_ids: Iterable[str], end: pd.Timestamp | None = None, near: datetime | None = None
 ) -> dict[str, int]:
-    """Per station: hours from its first staging hour to ``end`` (default: after the newest final hour)."""
+    """Per station: hours from its first staging hour to ``end`` (default: after the newest final hour,
+    looked for from ``near`` as in newest_final_hour)."""
     station_ids = list(station_ids)
     if end is None:
-        newest = newest_final_hour(db, station_ids)
+        newest = newest_final_hour(db, station_ids, near)
         if newest is None:
             return {s: 0 for s in station_ids}
         end = newest + pd.Timedelta(hours=1)
@@ -195,7 +196,7 @@ def retrain_reason(
     if bundle is None:
         return "no model yet"
     station_ids, _ = project_stations(project)
-    history = history if history is not None else station_history_hours(db, station_ids)
+    history = history if history is not None else station_history_hours(db, station_ids, near=near)
     short = {c.station_id for c in bundle.choices if c.status == NOT_ENOUGH_HISTORY}
     ready = [
         s for s in station_ids
@@ -218,7 +219,7 @@ def run_forecast(
     and record per station x pollutant whether a forecast was written, or why not."""
     result = ForecastRunResult()
     station_ids, timezones = project_stations(project)
-    history = station_history_hours(db, station_ids)
+    history = station_history_hours(db, station_ids, near=now)
     # A refused (tampered/unreadable) model is never run nor silently replaced: baseline forecasts, step fails.
     bundle, refusal = load_for_predict(db, station_ids, timezones)
     reason = retrain_reason(project, db, bundle, history, now) if refusal is None else None
