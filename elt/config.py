@@ -323,7 +323,7 @@ def load_project(
                 f"{PROFILES_FILE}: targets.{target_name}.{field_name}: contains a password; secrets belong in "
                 f"the environment ({'MONGO_URI' if field_name == 'mongo_uri' else 'SERVING_DSN'}) or a *_FILE"
             )
-    _read_secret(env, "ELT_ALERT_WEBHOOK_URL")  # refuses the placeholder; elt.alerts reads the value
+    _read_secret(env, "ELT_ALERT_WEBHOOK_URL")  # refuses the placeholder; elt.run.alerts reads the value
     resolved = _apply_target_env(chosen, env)
     if resolved.embedded is False and resolved.mongo_uri is None:
         raise ConfigError(

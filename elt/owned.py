@@ -2,7 +2,7 @@
 
 No model may be named like one of them, and no ``$merge``/``$out`` may target one (``elt.models.safety``):
 a model YAML must never be able to overwrite landed data, the run log, the run lease or the forecast store.
-A collection added to the project is added here; ``tests/test_owned_collections.py`` fails when a module
+A collection added to the project is added here; ``tests/models/test_reserved_names.py`` fails when a module
 declares a ``*_COLLECTION`` constant that is missing from this list.
 """
 

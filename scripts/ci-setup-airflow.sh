@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create (or reuse) the Airflow 3 virtualenv used by tests/test_airflow_dag.py (marker `airflow`).
+# Create (or reuse) the Airflow 3 virtualenv used by tests/run/test_airflow_dag.py (marker `airflow`).
 #
 # Airflow lives in its own venv, never in the project's dependencies: the DAG calls the `elt` CLI of the
 # project's venv (ELT_BIN), so Airflow's pins never meet the project's. Idempotent and cached: the venv is built

@@ -207,7 +207,7 @@ def hours(start: datetime, count: int) -> list[datetime]:
     return [start + timedelta(hours=i) for i in range(count)]
 
 
-# --- test plumbing shared by tests/test_transform_*.py -----------------------------------------------------
+# --- test plumbing shared by tests/transform/ -----------------------------------------------------
 
 #: The models this suite is about (other parts of the project ship their own models in aggregations/ too).
 OWN_MODELS = ["+daily_sensor_averages", "+station_freshness"]

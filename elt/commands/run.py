@@ -95,8 +95,8 @@ def run(
     elt run --step load --start '2024-09-09T10:00Z' --end '2024-09-09T11:00Z' --run-id airflow-1
     """
     from elt.run.demo import demo_environment
+    from elt.run.status import build_status
     from elt.run.task import RunTask
-    from elt.status import build_status
     from elt.store import open_store
 
     project = obj.project()

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from elt.cli import CliContext
 from elt.errors import EXIT_FAILED
-from elt.status import StatusReport
+from elt.run.status import StatusReport
 
 
 def _window_text(window: dict) -> str:
@@ -79,9 +79,9 @@ def status(obj: CliContext, as_json: bool, demo: bool, alert: bool, check: bool)
 
     Examples: elt status; elt status --json; elt status --check --alert   (from a monitoring cron)
     """
-    from elt.alerts import alert_missing_forecasts, alert_stale_stations
+    from elt.run.alerts import alert_missing_forecasts, alert_stale_stations
     from elt.run.demo import demo_database_project
-    from elt.status import build_status
+    from elt.run.status import build_status
     from elt.store import open_store
 
     project = obj.project()

@@ -30,7 +30,7 @@ def test(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], sto
     from elt.models import load_models
     from elt.run.demo import demo_database_project
     from elt.store import open_store
-    from elt.transform import run_tests
+    from elt.transform.task import run_tests
 
     project = demo_database_project(obj.project()) if demo else obj.project()
     cli_vars = parse_vars(vars_text)

@@ -75,7 +75,7 @@ def transform(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...]
     Examples: elt transform; elt transform -s +daily_sensor_averages; elt transform --full-refresh
     """
     from elt.models import load_models
-    from elt.transform import run_transform
+    from elt.transform.task import run_transform
 
     project = obj.project()
     cli_vars = parse_vars(vars_text)

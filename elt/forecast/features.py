@@ -1,7 +1,7 @@
 """Features at a forecast origin t, built only from data at or before t.
 
 Every column is a backward shift or a trailing window on the hourly grid, so a value at origin t never reads
-an hour after t (``tests/test_forecast_leakage.py`` perturbs the future to prove it). Horizon-specific columns
+an hour after t (``tests/forecast/test_forecast_leakage.py`` perturbs the future to prove it). Horizon-specific columns
 look back from the target hour t+h, always at least 22 hours before it, so they are still ≤ t.
 """
 

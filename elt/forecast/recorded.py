@@ -21,7 +21,7 @@ from elt.config import Project
 from elt.errors import EltError
 from elt.forecast.series import read_staging
 from elt.load.task import ArchiveSource, LoadTask
-from elt.transform import run_transform
+from elt.transform.task import run_transform
 
 log = logging.getLogger(__name__)
 

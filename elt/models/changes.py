@@ -1,7 +1,7 @@
 """What one run changed: the change records that scope its data tests and its publish.
 
 ``elt transform`` already knows, model by model, which partitions it recomputed (the incremental batches, see
-``elt.models.intervals``) and which models it rebuilt in full. It records them here, per run id, in the
+``elt.transform.intervals``) and which models it rebuilt in full. It records them here, per run id, in the
 ``elt_run_changes`` collection, as *scopes*: index-friendly filters of the written documents (equality on the
 partition field, a range on the time or day field, e.g. ``{"station_id": "283164601", "ts": {"$gte": a,
 "$lte": b}}``). A relation rebuilt in full is recorded as ``full``. The forecast step adds the forecasts it

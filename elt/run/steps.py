@@ -79,7 +79,7 @@ def load_step(ctx: StepContext) -> StepOutcome:
 
 def transform_step(ctx: StepContext) -> StepOutcome:
     """Run the aggregation models (``elt transform``): staging, then marts, only the intervals that changed."""
-    from elt.transform import run_transform
+    from elt.transform.task import run_transform
 
     result = run_transform(ctx.project, ctx.db, run_id=ctx.run_id)
     return _outcome_of(result)
@@ -92,7 +92,7 @@ def full_test_pass_reason(ctx: StepContext, now: datetime | None = None) -> str 
     ``elt run --step test``), and once a day: the first run after midnight UTC (or ever) does it.
     """
     from elt.models.changes import has_record
-    from elt.transform import last_full_pass
+    from elt.transform.task import last_full_pass
 
     if ctx.full_tests:
         return "--full-tests"
@@ -111,7 +111,7 @@ def data_tests_step(ctx: StepContext) -> StepOutcome:
     """Run the data tests: an audit of the partitions this run wrote, or a full pass (daily, or when asked);
     a failing error-severity test fails the step either way."""
     from elt.models.changes import read_changes
-    from elt.transform import run_tests
+    from elt.transform.task import run_tests
 
     reason = full_test_pass_reason(ctx)
     changes = None if reason else read_changes(ctx.db, ctx.run_id)

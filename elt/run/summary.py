@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from elt.config import Project
-from elt.status import StatusReport
+from elt.run.status import StatusReport
 
 #: How many local days of daily means the summary shows per station.
 SUMMARY_DAYS = 3

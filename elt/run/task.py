@@ -174,14 +174,14 @@ class RunTask:
 
     def _alert(self, record: dict[str, Any]) -> list[dict[str, Any]]:
         """Failed run -> one alert; stale stations -> one alert when due. Never fails the run."""
-        from elt.alerts import (
+        from elt.run.alerts import (
             alert_missing_forecasts,
             alert_stale_stations,
             run_failed_payload,
             send_alert,
             webhook_url,
         )
-        from elt.status import build_status
+        from elt.run.status import build_status
 
         if not webhook_url():
             return []

@@ -37,7 +37,7 @@ from elt.store import read_embedded_state, stop_embedded_server
 from tests.faults.conftest import SEED
 from tests.faults.helpers import FaultProject, assert_same_database, client_for, database_digest
 from tests.faults.test_kill_transform import set_phase
-from tests.run_helpers import copy_database
+from tests.run.run_helpers import copy_database
 
 pytest.importorskip("secantus", reason="the embedded server tests need SecantusDB")
 

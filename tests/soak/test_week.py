@@ -50,13 +50,13 @@ from pymongo.database import Database
 
 from elt.config import Project, load_project
 from elt.forecast.predict import FORECAST_KEY
+from elt.run.status import build_status
 from elt.run.task import RunResult, RunTask
 from elt.simulator import AirQinoSimulator, StationSpec
 from elt.simulator.faults import http_error, rate_limited, rows_fault, set_value
 from elt.simulator.timeutil import TIMESTAMP_FORMAT
-from elt.status import build_status
 from elt.store import open_store, read_embedded_state, stop_embedded_server
-from elt.transform import run_transform
+from elt.transform.task import run_transform
 from tests.conftest import REPO_ROOT
 
 pytest.importorskip("secantus", reason="the soak runs on the embedded server (SecantusDB)")

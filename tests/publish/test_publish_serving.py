@@ -30,7 +30,7 @@ def test_serving_roles_give_superset_read_only_access_that_survives_a_rebuild(
 ) -> None:
     dbname = serving_dsn.rsplit("/", 1)[1]
     roles_sql = (
-        Path(__file__).resolve().parents[1] / "config" / "superset" / "serving_roles.sql"
+        Path(__file__).resolve().parents[2] / "config" / "superset" / "serving_roles.sql"
     ).read_text()
     with psycopg.connect(serving_dsn, autocommit=True) as conn:
         conn.execute(roles_sql)
@@ -87,7 +87,7 @@ def test_a_column_added_to_a_model_is_published(
 def test_marts_of_the_real_transform_publish_value_for_value(
     project_dir: Path, mongo_db: Database, serving_dsn: str
 ) -> None:
-    from elt.transform import run_transform
+    from elt.transform.task import run_transform
     from tests.reference_daily import hours, raw_document, utc
 
     raw = [

@@ -24,7 +24,7 @@ from pymongo.database import Database
 from elt.cli import main
 from elt.forecast.store import MODEL_FORMAT, MODELS_COLLECTION, from_document
 from elt.run.runlog import RUNS_COLLECTION
-from tests.forecast_helpers import staging_documents, synthetic_staging
+from tests.forecast.forecast_helpers import staging_documents, synthetic_staging
 
 pytest.importorskip("skops", reason="the forecast extra (skops) is not installed")
 

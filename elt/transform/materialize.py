@@ -8,7 +8,7 @@
   state of the model unrecorded, so the next ``elt transform`` (no ``--full-refresh`` needed) rebuilds it and
   removes whatever the crash left. Skipped when neither the model nor any parent changed since the last build.
 - ``incremental``: the first build, ``--full-refresh``, a changed definition or a fully rebuilt parent build it
-  like a table; otherwise only the partitions whose input changed (see ``elt.models.intervals``) are recomputed
+  like a table; otherwise only the partitions whose input changed (see ``elt.transform.intervals``) are recomputed
   and ``$merge``d on ``unique_key``. Documents whose content did not change are left untouched (their
   ``_updated_at``/``_run_id`` stay), so downstream models see only real changes. The interval state is written
   only after every batch is merged and its keys verified: a crash mid-``$merge`` (which can drop a replaced
@@ -33,7 +33,10 @@ from pymongo.errors import OperationFailure, PyMongoError
 from elt.errors import TransformError
 from elt.failpoint import failpoint
 from elt.models.changes import RunChanges, range_scope
-from elt.models.intervals import (
+from elt.models.project import ModelNode, ModelProject
+from elt.models.render import FULL_END, FULL_START
+from elt.models.safety import write_target_problem
+from elt.transform.intervals import (
     PENDING_FULL_BUILD,
     Batch,
     changed_groups,
@@ -45,9 +48,6 @@ from elt.models.intervals import (
     time_range_batches,
     write_state,
 )
-from elt.models.project import ModelNode, ModelProject
-from elt.models.render import FULL_END, FULL_START
-from elt.models.safety import write_target_problem
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from elt.forecast.series import hourly_grid
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.timeout(600)]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SMART188, SMART189 = "283164601", "283181971"
 #: The recording ends 2024-09-09 10:00 (provisional); 8 weeks of origins before 2024-09-09 00:00.
 START, END = pd.Timestamp("2024-07-15"), pd.Timestamp("2024-09-09")
@@ -102,7 +102,7 @@ def test_recorded_path_gives_the_same_series_as_load_and_transform(
     elt transform, then stg_airqino_hourly in the project's database) must give the forecast exactly the same
     hourly series."""
     from elt.forecast.run import load_grids
-    from elt.transform import run_transform
+    from elt.transform.task import run_transform
     from tests.load_helpers import run_load
 
     archive = shared_data_dir / "v3_full_response_2024-09-09"

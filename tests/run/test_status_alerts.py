@@ -14,13 +14,13 @@ import yaml
 from click.testing import CliRunner
 from pymongo.database import Database
 
-from elt.alerts import ALERTS_COLLECTION, alert_stale_stations, send_alert
 from elt.cli import main
 from elt.config import load_project
 from elt.errors import LoadError
+from elt.run.alerts import ALERTS_COLLECTION, alert_stale_stations, send_alert
+from elt.run.status import build_status
 from elt.run.steps import StepOutcome
 from elt.run.task import RunTask
-from elt.status import build_status
 
 NOW = datetime(2024, 9, 9, 10, 30, tzinfo=timezone.utc)
 SMART188, SMART189 = "283164601", "283181971"

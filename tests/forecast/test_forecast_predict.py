@@ -14,7 +14,7 @@ from elt.forecast.predict import predict_forecasts
 from elt.forecast.series import hourly_grid
 from elt.forecast.store import MODELS_COLLECTION, load_latest, save_forecast
 from elt.forecast.train import TrainedForecast, train_forecast
-from tests.forecast_helpers import START, staging_documents, synthetic_staging
+from tests.forecast.forecast_helpers import START, staging_documents, synthetic_staging
 
 LIVE, DEAD_CO = "283181971", "283164601"
 STATIONS = [DEAD_CO, LIVE]

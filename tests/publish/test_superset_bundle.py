@@ -17,7 +17,7 @@ from elt.publish.superset_bundle import build_bundle, bundle_files, load_source
 from elt.publish.superset_charts import SUPPORTED_VIZ
 from elt.publish.tables import serving_tables
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE = REPO_ROOT / "config" / "superset"
 
 

@@ -10,7 +10,7 @@ from elt.forecast.backtest import run_backtest
 from elt.forecast.features import design_matrix, feature_columns
 from elt.forecast.gbm import GbmParams, training_rows
 from elt.forecast.series import MEASURES, hourly_grid
-from tests.forecast_helpers import synthetic_staging
+from tests.forecast.forecast_helpers import synthetic_staging
 
 CODES = {"283164601": 0, "283181971": 1}
 SMALL = GbmParams(max_iter=30, train_days=30, min_samples_leaf=20)

@@ -14,7 +14,7 @@ import pytest
 from pymongo.database import Database
 
 from elt.config import load_project
-from elt.transform import run_transform
+from elt.transform.task import run_transform
 from tests.reference_daily import hours, raw_document, utc
 
 pytestmark = pytest.mark.timeout(600)

@@ -20,10 +20,10 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from elt.models.intervals import STATE_COLLECTION
 from elt.models.project import ModelProject
 from elt.models.schema import duration_seconds
 from elt.models.tests_spec import TestNode
+from elt.transform.intervals import STATE_COLLECTION
 
 #: Failing documents kept per test (in run results and the audit collection); the count is always exact.
 SAMPLE_SIZE = 100

@@ -13,11 +13,11 @@ from pymongo.database import Database
 from elt.config import load_project
 from elt.forecast.health import HEALTH_COLLECTION
 from elt.forecast.store import MODELS_COLLECTION
+from elt.run.status import build_status
 from elt.run.task import RunTask
 from elt.simulator import AirQinoSimulator
-from elt.status import build_status
+from tests.run.test_status_alerts import Receiver, receiver  # noqa: F401 - the local webhook fixture
 from tests.simulator_fixtures import SIMULATOR_NOW
-from tests.test_status_alerts import Receiver, receiver  # noqa: F401 - the local webhook fixture
 
 pytest.importorskip("sklearn", reason="pip install 'airqino-elt[forecast]'")
 

@@ -13,7 +13,7 @@ from pymongo.database import Database
 
 from elt.cli import main
 from elt.config import load_project
-from elt.transform import run_tests
+from elt.transform.task import run_tests
 from tests.reference_daily import hours, raw_document, utc
 
 STATIONS = ("283164601", "283181971")

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from pymongo.database import Database
 
 from elt.cli import main
-from tests.forecast_helpers import START, staging_documents, synthetic_staging
+from tests.forecast.forecast_helpers import START, staging_documents, synthetic_staging
 
 DAYS = 30
 

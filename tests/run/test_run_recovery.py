@@ -27,7 +27,7 @@ from pymongo import MongoClient
 from elt.run.steps import STEPS as RUN_STEPS
 from elt.simulator import AirQinoSimulator
 from tests.conftest import REPO_ROOT
-from tests.run_helpers import copy_database, mart_digest
+from tests.run.run_helpers import copy_database, mart_digest
 from tests.simulator_fixtures import SIMULATOR_NOW
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1200)]

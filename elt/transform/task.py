@@ -19,14 +19,14 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from elt import checks
 from elt.config import Project
 from elt.errors import EXIT_FAILED, EXIT_OK, TransformError
-from elt.materialize import Outcome, RunContext, materialize
 from elt.models import ModelProject, load_models
-from elt.models.artifacts import RUN_RESULTS_SCHEMA, manifest, metadata, write_json
 from elt.models.changes import RunChanges, record_changes
 from elt.models.selection import selected_models, selected_tests
+from elt.transform import checks
+from elt.transform.artifacts import RUN_RESULTS_SCHEMA, manifest, metadata, write_json
+from elt.transform.materialize import Outcome, RunContext, materialize
 
 log = logging.getLogger(__name__)
 
@@ -279,14 +279,14 @@ FULL_PASS_STATE = "tests:full_pass"
 
 def record_full_pass(db: Database, at: datetime) -> None:
     """Remember when every data test last ran on everything."""
-    from elt.models.intervals import STATE_COLLECTION
+    from elt.transform.intervals import STATE_COLLECTION
 
     db[STATE_COLLECTION].update_one({"_id": FULL_PASS_STATE}, {"$set": {"at": at}}, upsert=True)
 
 
 def last_full_pass(db: Database) -> datetime | None:
     """When every data test last ran on everything (None: never recorded)."""
-    from elt.models.intervals import STATE_COLLECTION
+    from elt.transform.intervals import STATE_COLLECTION
 
     doc = db[STATE_COLLECTION].find_one({"_id": FULL_PASS_STATE})
     return doc.get("at") if doc else None

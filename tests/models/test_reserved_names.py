@@ -16,7 +16,7 @@ import elt
 from elt.cli import main
 from elt.owned import OWNED_COLLECTIONS, RESERVED_PREFIXES
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Every owned collection, plus one name under each reserved prefix.
 RESERVED_NAMES = sorted(OWNED_COLLECTIONS) + ["raw_custom", "elt_custom", "__elt_tmp_daily", "system_views"]
 

@@ -19,7 +19,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from elt.config import load_project
-from elt.transform import run_transform
+from elt.transform.task import run_transform
 from tests.reference_daily import (
     OWN_MODELS,
     assert_rows_equal,
@@ -32,7 +32,7 @@ from tests.reference_daily import (
     utc,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 STATIONS = [
     {"id": "A", "name": "ABIDJAN-A", "timezone": "Africa/Abidjan"},
     {"id": "B", "name": "ABIDJAN-B", "timezone": "Africa/Abidjan"},

@@ -14,7 +14,7 @@ from pymongo.database import Database
 
 from elt.config import load_project
 from elt.simulator.faults import set_value
-from elt.transform import run_transform
+from elt.transform.task import run_transform
 from tests.load_helpers import fast_source, run_load
 from tests.reference_daily import (
     OWN_MODELS,

@@ -14,7 +14,7 @@ import yaml
 from pymongo import MongoClient
 
 from tests.conftest import REPO_ROOT
-from tests.run_helpers import mart_digest
+from tests.run.run_helpers import mart_digest
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -18,7 +18,7 @@ from elt.models import ModelProject, load_models
 from elt.models.graph import CycleError, Graph
 from elt.models.selection import resolve_selection, selected_models, selected_tests
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _model(name: str, parent: str, tags: list[str], extra: str = "", materialized: str = "table") -> str:

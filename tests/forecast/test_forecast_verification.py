@@ -10,7 +10,7 @@ import pytest
 from pymongo.database import Database
 
 from elt.config import load_project
-from elt.transform import run_transform
+from elt.transform.task import run_transform
 from tests.reference_daily import raw_document, utc
 
 STATION = "283181971"

@@ -11,7 +11,7 @@ from pymongo.database import Database
 
 from elt.config import load_project
 from elt.models.changes import read_changes
-from elt.transform import last_full_pass, run_tests, run_transform
+from elt.transform.task import last_full_pass, run_tests, run_transform
 from tests.load_helpers import fast_source, run_load
 from tests.reference_daily import OWN_MODELS
 
@@ -88,7 +88,7 @@ def test_elt_run_audits_except_on_the_first_run_of_the_day_or_when_asked(mongo_d
 
     from elt.models.changes import RunChanges, record_changes
     from elt.run.steps import StepContext, full_test_pass_reason
-    from elt.transform import record_full_pass
+    from elt.transform.task import record_full_pass
 
     ctx = StepContext(project=None, db=mongo_db, window=None, run_id="r1")  # type: ignore[arg-type]
     morning = datetime(2024, 9, 9, 8, tzinfo=timezone.utc)
