@@ -198,20 +198,19 @@ def backtest(
 
     Example: elt forecast backtest --start 2024-07-15 --end 2024-09-09 --json --plot backtest.png
     """
-    import pandas as pd
     from rich.progress import Progress
 
     from elt.forecast import HORIZONS, POLLUTANTS
-    from elt.forecast.backtest import refit_points, run_backtest
-    from elt.forecast.features import HISTORY_HOURS
+    from elt.forecast.backtest import backtest_window, run_backtest
     from elt.forecast.gbm import GbmParams
-    from elt.forecast.series import hourly_grid, utc_hour
+    from elt.forecast.series import hourly_grid
 
     if start >= end:
         raise click.UsageError(
             f"--start ({start:%Y-%m-%d %H:%M}) must be before --end ({end:%Y-%m-%d %H:%M})"
         )
     params = GbmParams()
+    window = backtest_window(start, end, params)
     timezones: dict[str, str] = {}
     if recorded_dir is not None:
         from elt.forecast.recorded import read_recorded_dir
@@ -226,27 +225,21 @@ def backtest(
 
         station_ids, timezones = project_stations(obj.project())
         station_ids = list(stations) or station_ids
-        history = pd.Timedelta(days=params.train_days) + pd.Timedelta(hours=HISTORY_HOURS)
         with obj.store() as store:
-            grids = load_grids(
-                store.db,
-                station_ids,
-                start=start - history.to_pytimedelta(),
-                end=end + pd.Timedelta(hours=3).to_pytimedelta(),
-            )
+            grids = load_grids(store.db, station_ids, start=window.read_start, end=window.read_end)
         names = _names(obj)
     if not grids:
         raise click.UsageError(
             "no data for the selected stations (load and transform first, or use --recorded)"
         )
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
-    steps = len(refit_points(utc_hour(start), utc_hour(end))) * len(POLLUTANTS) * len(HORIZONS)
+    steps = len(window.refits) * len(POLLUTANTS) * len(HORIZONS)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("backtest", total=steps)
         result = run_backtest(
             grids,
-            utc_hour(start),
-            utc_hour(end),
+            window.start,
+            window.end,
             timezones=timezones,
             params=params,
             on_refit=lambda message: progress.update(task, advance=1, description=message),

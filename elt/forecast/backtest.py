@@ -18,8 +18,9 @@ import pandas as pd
 
 from elt.forecast import HORIZONS, POLLUTANTS
 from elt.forecast.baselines import Blend, persistence, seasonal_naive
-from elt.forecast.features import design_matrix
+from elt.forecast.features import HISTORY_HOURS, design_matrix
 from elt.forecast.gbm import GbmParams, fit_change_model, training_rows
+from elt.forecast.series import utc_hour
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,41 @@ PREDICTORS: tuple[str, ...] = ("persistence", "seasonal_naive", "blend", "gbm")
 MIN_VALID_HOURS = 168
 #: Days between refits.
 REFIT_DAYS = 7
+#: Hours read after the last origin: its +2 h target and a margin.
+TARGET_MARGIN_HOURS = 3
+
+
+@dataclass(frozen=True)
+class BacktestWindow:
+    """What a backtest of origins in [start, end) scores and reads.
+
+    ``start``/``end``: the origin hours (UTC); ``read_start``/``read_end``: the hourly data it needs, from the
+    first refit's training window and the features' history before ``start`` to the last targets after ``end``.
+    """
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    read_start: datetime
+    read_end: datetime
+
+    @property
+    def refits(self) -> list[pd.Timestamp]:
+        """The weekly refit instants."""
+        return refit_points(self.start, self.end)
+
+
+def backtest_window(start: datetime, end: datetime, params: GbmParams | None = None) -> BacktestWindow:
+    """The window of a backtest from ``start`` to ``end`` (UTC); ValueError when start is not before end."""
+    if start >= end:
+        raise ValueError(f"start ({start:%Y-%m-%d %H:%M}) must be before end ({end:%Y-%m-%d %H:%M})")
+    params = params or GbmParams()
+    history = pd.Timedelta(days=params.train_days) + pd.Timedelta(hours=HISTORY_HOURS)
+    return BacktestWindow(
+        start=utc_hour(start),
+        end=utc_hour(end),
+        read_start=start - history.to_pytimedelta(),
+        read_end=end + pd.Timedelta(hours=TARGET_MARGIN_HOURS).to_pytimedelta(),
+    )
 
 
 @dataclass
