@@ -80,8 +80,10 @@ def load(
     Examples: elt load; elt load --station 283164601 --json; elt load --from-dir archive/2024-09-09
     """
     from elt.load.report import RichLoadProgress, summary_table
-    from elt.load.task import ArchiveSource, LoadTask
+    from elt.load.task import LoadTask
     from elt.sources.airqino import AirqinoClient, ClientSettings
+    from elt.sources.archive import ArchiveSource
+    from elt.sources.base import StationSource
 
     if (file_map or fetched_at) and from_dir is None:
         raise click.UsageError("--map and --fetched-at only apply with --from-dir")
@@ -96,14 +98,17 @@ def load(
             "no station to load: every station in config/elt.yml is disabled; pass --station"
         )
     source = project.config.source
-    archive = ArchiveSource(from_dir, _parse_map(file_map), fetched_at) if from_dir else None
-    client = None if archive else AirqinoClient(ClientSettings.from_config(source))
+    station_source: StationSource = (
+        ArchiveSource(from_dir, _parse_map(file_map), fetched_at)
+        if from_dir
+        else AirqinoClient(ClientSettings.from_config(source))
+    )
     console = Console(stderr=True)
     if not console.is_terminal:  # logs and CI: no 80-column squeeze of the summary table
         console.width = 150
     with obj.store() as store, RichLoadProgress(console, station_ids) as progress:
         task = LoadTask(
-            store.db, station_ids, client=client, archive=archive, since=since, until=until,
+            store.db, station_ids, station_source, since=since, until=until,
             concurrency=source.concurrency, progress=progress, restrict_to_window=True,
         )  # fmt: skip
         result = task.run()

@@ -20,7 +20,8 @@ from pymongo import MongoClient
 from elt.config import Project
 from elt.errors import EltError
 from elt.forecast.series import read_staging
-from elt.load.task import ArchiveSource, LoadTask
+from elt.load.task import LoadTask
+from elt.sources.archive import ArchiveSource
 from elt.transform.task import run_transform
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def read_recorded_dir(
     name = f"{SCRATCH_PREFIX}{secrets.token_hex(6)}"
     db = client[name]
     try:
-        loaded = LoadTask(db, stations, archive=ArchiveSource(Path(directory))).run()
+        loaded = LoadTask(db, stations, ArchiveSource(Path(directory))).run()
         failed = [s for s in loaded.stations if s.status != "ok"]
         if failed:
             raise EltError(

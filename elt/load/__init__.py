@@ -2,10 +2,9 @@
 ``landing`` writes one response (only new/changed rows, history, rejects)."""
 
 from elt.load.landing import LandingCounts, ensure_load_indexes, land_response, raw_id
-from elt.load.task import ArchiveSource, LoadResult, LoadTask, StationLoadResult
+from elt.load.task import LoadResult, LoadTask, StationLoadResult
 
 __all__ = [
-    "ArchiveSource",
     "LandingCounts",
     "LoadResult",
     "LoadTask",

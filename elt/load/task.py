@@ -1,14 +1,12 @@
-"""One ``elt load`` run: for each station fetch (or read an archived response), validate, land, audit.
+"""One ``elt load`` run: for each station fetch from the source (the API or an archive), validate, land, audit.
 
 Stations run in parallel (``source.concurrency``) and are isolated: one failing station is recorded as
 failed in ``load_batches`` and in the result, and the others still land. Every station gets one audit
 document, written with ``status: running`` before anything else and finalized at the end (a ``running`` row
 that never ends is a killed load; the rerun re-applies it).
 
-Archived responses (``--from-dir``): one JSON file per station, ``<station_id>.json`` (or a file stem mapped
-to a station id), holding a full response or a bare ``data`` array. The API's newest row is always the hour
-still filling when it was fetched, so unless ``fetched_at`` is given an archive is taken to have been fetched
-30 minutes into its newest hour: its newest row is provisional exactly as the live path would have marked it.
+The source is a ``elt.sources.base.StationSource``: the API client, or recorded responses (``--from-dir``,
+``elt.sources.archive``); the task does not know which.
 
 Windows never throw data away (``elt run``, every trigger): ``since``/``until`` say which hours the run is
 responsible for, and every new or changed row the source returned is landed, inside the window or not (the
@@ -20,25 +18,24 @@ range, so a first run lands the whole history whatever its window.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from elt.errors import EltError, LoadError, SourceError
+from elt.errors import EltError, LoadError
 from elt.load.landing import ensure_load_indexes, land_response, refresh_day_digests, skip_unchanged
 from elt.logs import redact
-from elt.sources.airqino import AirqinoClient, AirqinoSource, FetchedResponse, FetchError
-from elt.sources.rows import HourlyRow, as_utc, parse_rows, parse_timestamp
+from elt.sources.airqino import AirqinoSource
+from elt.sources.base import FetchError, StationSource
+from elt.sources.rows import HourlyRow, as_utc, parse_rows
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +52,6 @@ _AUDIT_FIELDS = (
     "status", "received", "seconds", "error", "duplicates", "outside_window", "outside_window_landed",
     *_COUNT_FIELDS,
 )  # fmt: skip
-#: Where inside its newest hour an archived response is assumed to have been fetched.
-ARCHIVE_FETCH_OFFSET = timedelta(minutes=30)
 
 
 class LoadProgress(Protocol):
@@ -138,59 +133,6 @@ class LoadResult:
         }
 
 
-@dataclass
-class ArchiveSource:
-    """Recorded responses in a directory: ``<name>.json`` per station, names mapped to station ids."""
-
-    directory: Path
-    #: file stem -> station id for archives not named by station id (``station1_data`` -> ``283164601``).
-    file_map: dict[str, str] = field(default_factory=dict)
-    #: The fetch instant of every file, when known; else inferred per file (see module docstring).
-    fetched_at: datetime | None = None
-
-    def path_for(self, station_id: str) -> Path:
-        """The archive file of a station."""
-        stems = [stem for stem, sid in self.file_map.items() if sid == station_id] or [station_id]
-        return self.directory / f"{stems[0]}.json"
-
-    def read(self, station_id: str) -> FetchedResponse:
-        """The archived response of a station, as if it had just been fetched."""
-        path = self.path_for(station_id)
-        try:
-            body = path.read_bytes()
-        except OSError as exc:
-            raise SourceError(
-                f"{path}: cannot read the archived response for station {station_id} ({exc.strerror}); "
-                "files are named <station_id>.json (or mapped with --map FILE_STEM=STATION_ID)"
-            ) from None
-        try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            raise FetchError(
-                f"{path}: not valid JSON ({exc}): truncated or corrupt", str(path), None, len(body)
-            ) from None
-        fetched_at = self.fetched_at or _archive_fetch_time(payload, path)
-        return FetchedResponse(station_id, str(path), 200, len(body), payload, as_utc(fetched_at), 1)
-
-
-def _archive_fetch_time(payload: Any, path: Path) -> datetime:
-    """30 minutes into the newest hour of the archive; the file's mtime when no timestamp parses."""
-    newest: datetime | None = None
-    rows = (
-        payload if isinstance(payload, list) else payload.get("data") if isinstance(payload, dict) else None
-    )
-    for row in rows or []:
-        try:
-            ts = parse_timestamp(row.get("timestamp")) if isinstance(row, dict) else None
-        except ValueError:
-            continue
-        if ts is not None and (newest is None or ts > newest):
-            newest = ts
-    if newest is None:
-        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-    return newest + ARCHIVE_FETCH_OFFSET
-
-
 def new_batch_id(now: datetime | None = None) -> str:
     """A sortable, unique run id, e.g. ``20240909T101500Z-3fa2c1``."""
     now = now or datetime.now(timezone.utc)
@@ -198,14 +140,13 @@ def new_batch_id(now: datetime | None = None) -> str:
 
 
 class LoadTask:
-    """Load a set of stations from the API (``client``) or from archived responses (``archive``)."""
+    """Load a set of stations from a source (the API client or archived responses)."""
 
     def __init__(
         self,
         db: Database,
         station_ids: list[str],
-        client: AirqinoClient | None = None,
-        archive: ArchiveSource | None = None,
+        source: StationSource,
         since: datetime | None = None,
         until: datetime | None = None,
         concurrency: int = 4,
@@ -213,12 +154,9 @@ class LoadTask:
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         restrict_to_window: bool = False,
     ):
-        if (client is None) == (archive is None):
-            raise ValueError("LoadTask needs exactly one of client or archive")
         self.db = db
         self.station_ids = station_ids
-        self.client = client
-        self.archive = archive
+        self.source = source
         self.since = as_utc(since) if since else None
         self.until = as_utc(until) if until else None
         self.concurrency = max(1, concurrency)
@@ -246,12 +184,12 @@ class LoadTask:
         outcome = StationLoadResult(station_id=station_id)
         audit_id = f"{self.batch_id}/{station_id}"
         started_at = self.clock()
-        url = str(self.archive.path_for(station_id)) if self.archive else self.client.station_url(station_id)  # type: ignore[union-attr]
+        url = self.source.location(station_id)
         facts: dict[str, Any] = {"url": url}
         try:
             self.db[AirqinoSource.batches_collection].insert_one(
                 {"_id": audit_id, "batch_id": self.batch_id, "station_id": station_id, "status": "running",
-                 "mode": "archive" if self.archive else "api", "url": url, "started_at": started_at}
+                 "mode": self.source.mode, "url": url, "started_at": started_at}
             )  # fmt: skip
             self._fetch_and_land(station_id, outcome, started, facts)
             outcome.status = "ok"
@@ -286,11 +224,8 @@ class LoadTask:
     ) -> None:
         """The happy path of one station: fills ``outcome``, and ``facts`` (for the audit) as they are known."""
         self._phase(station_id, "fetching")
-        if self.archive:
-            fetched = self.archive.read(station_id)
-        else:
-            since, until = self._fetch_range(station_id)
-            fetched = self.client.fetch_station(station_id, since, until)  # type: ignore[union-attr]
+        since, until = self._fetch_range(station_id)
+        fetched = self.source.fetch(station_id, since, until)
         fetch_seconds = time.perf_counter() - started
         facts.update(url=fetched.url, http_status=fetched.http_status, bytes=fetched.bytes,
                      attempts=fetched.attempts, fetched_at=fetched.fetched_at)  # fmt: skip

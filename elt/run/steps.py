@@ -60,7 +60,7 @@ def load_step(ctx: StepContext) -> StepOutcome:
     source = ctx.project.config.source
     station_ids = [s.id for s in ctx.project.enabled_stations()]
     task = LoadTask(
-        ctx.db, station_ids, client=AirqinoClient(ClientSettings.from_config(source)),
+        ctx.db, station_ids, AirqinoClient(ClientSettings.from_config(source)),
         since=ctx.window.load_since, until=ctx.window.load_until, concurrency=source.concurrency,
     )  # fmt: skip
     result = task.run()

@@ -26,6 +26,7 @@ import requests
 from elt.config import SourceConfig
 from elt.errors import ConfigError, SourceError
 from elt.logs import redact
+from elt.sources.base import FetchedResponse, FetchError
 from elt.sources.rows import as_utc
 
 log = logging.getLogger(__name__)
@@ -92,33 +93,6 @@ class AirqinoSource:
         return data
 
 
-@dataclass
-class FetchedResponse:
-    """One station's successful response."""
-
-    station_id: str
-    url: str
-    http_status: int
-    bytes: int
-    payload: Any
-    #: The server's clock at response time (``Date`` header), else the local clock: the "current hour".
-    fetched_at: datetime
-    attempts: int
-
-
-class FetchError(SourceError):
-    """A station fetch that failed after retries, with what the audit needs to explain it."""
-
-    def __init__(
-        self, message: str, url: str, http_status: int | None = None, nbytes: int = 0, attempts: int = 1
-    ):
-        super().__init__(redact(message))
-        self.url = url
-        self.http_status = http_status
-        self.bytes = nbytes
-        self.attempts = attempts
-
-
 class _Retryable(Exception):
     def __init__(self, message: str, http_status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
@@ -174,7 +148,12 @@ class ClientSettings:
 
 
 class AirqinoClient:
-    """Thread-safe HTTP client for the AirQino API (one ``requests.Session`` per thread, one shared token)."""
+    """Thread-safe HTTP client for the AirQino API (one ``requests.Session`` per thread, one shared token).
+
+    A ``elt.sources.base.StationSource``: ``location`` and ``fetch`` are what ``elt load`` uses.
+    """
+
+    mode: ClassVar[str] = "api"
 
     def __init__(
         self,
@@ -192,9 +171,15 @@ class AirqinoClient:
 
     # --- public ---------------------------------------------------------------------------------------------
 
-    def station_url(self, station_id: str) -> str:
+    def location(self, station_id: str) -> str:
         """The data URL of a station, safe to log (credentials never travel in URLs)."""
         return redact(self.settings.base_url + AirqinoSource.path(station_id))
+
+    def fetch(
+        self, station_id: str, since: datetime | None = None, until: datetime | None = None
+    ) -> FetchedResponse:
+        """One station's response (the date range is sent only with ``source.send_date_range``)."""
+        return self.fetch_station(station_id, since, until)
 
     def fetch_station(
         self, station_id: str, since: datetime | None = None, until: datetime | None = None
