@@ -56,6 +56,49 @@ class ColumnSpec(_Strict):
     )
 
 
+class PublishWindow(_Strict):
+    """Publish only the documents whose ``field`` is within ``days`` of the newest value (data time)."""
+
+    field: str = Field(description="Datetime column the window is measured on, e.g. ts.")
+    days: int = Field(ge=1, description="Days before the newest value that are published.")
+
+
+class PublishSpec(_Strict):
+    """How ``elt publish`` copies a model (or a source collection) to PostgreSQL (docs/superset.md)."""
+
+    required: bool = Field(
+        default=False,
+        description="true: `elt publish` fails when the collection is missing (run elt transform).",
+    )
+    window: PublishWindow | None = Field(default=None, description="Publish a trailing window only.")
+    indexes: list[list[str]] = Field(
+        default_factory=list, description="PostgreSQL indexes besides the key, e.g. [[day]]."
+    )
+
+
+def publish_problem(
+    publish: PublishSpec | None, columns: list[ColumnSpec], unique_key: list[str] | None
+) -> str | None:
+    """Why a publish block cannot be honoured (None when it can): the key and the window need documented
+    columns (the serving table has exactly the documented columns)."""
+    if publish is None:
+        return None
+    names = [c.name for c in columns]
+    if not unique_key:
+        return "publish needs unique_key (the serving table's primary key)"
+    if not names:
+        return "publish needs columns: the documented columns are the serving table's columns"
+    missing = [k for k in unique_key if k not in names]
+    if missing:
+        return f"publish: unique_key {missing} is not among the documented columns"
+    if publish.window is not None and publish.window.field not in names:
+        return f"publish: window field '{publish.window.field}' is not among the documented columns"
+    unknown = sorted({c for index in publish.indexes for c in index} - set(names))
+    if unknown:
+        return f"publish: indexes name {unknown}, not among the documented columns"
+    return None
+
+
 class ModelSpec(_Strict):
     """One model file in ``aggregations/``: a MongoDB pipeline over one relation, and how to store its result."""
 
@@ -108,6 +151,10 @@ class ModelSpec(_Strict):
         default_factory=list,
         description="Model-level tests, e.g. {unique: {columns: [station_id, day]}} or {completeness: {...}}.",
     )
+    publish: PublishSpec | None = Field(
+        default=None,
+        description="Copy this model to PostgreSQL with `elt publish` (columns and unique_key make the table).",
+    )
     pipeline: list[dict[str, Any]] = Field(
         description="MongoDB aggregation stages in YAML; strings may use {{ ref() }}, {{ source() }}, "
         "{{ var() }}, {{ start }}, {{ end }}, {{ stations }}, {{ station_attr('timezone') }}."
@@ -117,6 +164,13 @@ class ModelSpec(_Strict):
     @classmethod
     def _one_field_as_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _publishable(self) -> ModelSpec:
+        problem = publish_problem(self.publish, self.columns, self.unique_key)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _materialization_keys(self) -> ModelSpec:
@@ -183,6 +237,19 @@ class SourceTableSpec(_Strict):
     )
     columns: list[ColumnSpec] = Field(default_factory=list, description="Documented columns and their tests.")
     tests: list[str | dict[str, Any]] = Field(default_factory=list, description="Collection-level tests.")
+    unique_key: list[str] | None = Field(
+        default=None, description="Fields identifying one document (the serving table's key when published)."
+    )
+    publish: PublishSpec | None = Field(
+        default=None, description="Copy this collection to PostgreSQL with `elt publish`."
+    )
+
+    @model_validator(mode="after")
+    def _publishable(self) -> SourceTableSpec:
+        problem = publish_problem(self.publish, self.columns, self.unique_key)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class SourceSpec(_Strict):

@@ -144,6 +144,23 @@ BAD_PROJECTS = {
         GOOD_MART.format(name="pop").replace("{$ne: null}", '{$ne: "{{ stations.pop() }}"}'),
         ["model 'pop'", "template error", "pop"],
     ),
+    "publish_without_key": (
+        "marts/pub.yml",
+        GOOD_MART.format(name="pub") + "publish: {}\ncolumns:\n  - name: station_id\n",
+        ["aggregations/marts/pub.yml", "model 'pub'", "publish needs unique_key"],
+    ),
+    "publish_window_not_a_column": (
+        "marts/win.yml",
+        GOOD_MART.format(name="win").replace(
+            "materialized: table", "materialized: table\nunique_key: [station_id]"
+        )
+        + "publish: {window: {field: ts, days: 30}}\ncolumns:\n  - name: station_id\n",
+        [
+            "aggregations/marts/win.yml",
+            "model 'win'",
+            "window field 'ts' is not among the documented columns",
+        ],
+    ),
     "cycle": (
         "marts/cycle_a.yml",
         GOOD_MART.format(name="cycle_a").replace("stg_airqino_hourly", "cycle_b"),
