@@ -28,13 +28,13 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 
 from elt.forecast import HORIZONS
+from elt.owned import FORECAST_HEALTH_COLLECTION as HEALTH_COLLECTION
+from elt.owned import STAGING_MODEL as STAGING_COLLECTION
 
 if TYPE_CHECKING:
     from elt.forecast.predict import PredictResult
     from elt.forecast.train import TrainedForecast
 
-HEALTH_COLLECTION = "forecast_health"
-STAGING_COLLECTION = "stg_airqino_hourly"
 #: Statuses of a series that should have a forecast: a warning when it lasts.
 SHOULD_FORECAST = frozenset({"recent_gap", "not_in_model", "no_model", "predictor_failed"})
 #: QC flags that mean the sensor itself is broken.

@@ -21,11 +21,11 @@ from elt.forecast import HORIZONS, POLLUTANTS
 from elt.forecast.features import HISTORY_HOURS, design_matrix
 from elt.forecast.series import MEASURES, hourly_grid, newest_final_ts, read_staging, utc_hour
 from elt.forecast.train import TrainedForecast
+from elt.owned import FORECASTS_COLLECTION
 from elt.store import ensure_unique_index
 
 log = logging.getLogger(__name__)
 
-FORECASTS_COLLECTION = "forecasts"
 #: The contract's unique key of ``forecasts``.
 FORECAST_KEY: tuple[str, ...] = ("station_id", "pollutant", "issued_at", "horizon_h")
 #: A forecast needs a valid value in each of the last this many hours (the origin included).

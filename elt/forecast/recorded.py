@@ -21,13 +21,12 @@ from elt.config import Project
 from elt.errors import EltError
 from elt.forecast.series import read_staging
 from elt.load.task import LoadTask
+from elt.owned import STAGING_MODEL
 from elt.sources.archive import ArchiveSource
 from elt.transform.task import run_transform
 
 log = logging.getLogger(__name__)
 
-#: The model whose rows the forecast reads.
-STAGING_MODEL = "stg_airqino_hourly"
 #: Prefix of the scratch databases (a random suffix makes concurrent backtests independent).
 SCRATCH_PREFIX = "elt_scratch_recorded_"
 

@@ -121,7 +121,7 @@ def train_project(
     grids = load_grids(db, station_ids, start=(end - history).to_pydatetime(), end=end.to_pydatetime())
     if not grids:
         raise ForecastError(
-            f"stg_airqino_hourly has no rows for the enabled stations before {end:%Y-%m-%d %H:00}"
+            f"{STAGING_COLLECTION} has no rows for the enabled stations before {end:%Y-%m-%d %H:00}"
         )
     grids = {
         s: g.reindex(pd.date_range(g.index.min(), end - pd.Timedelta(hours=1), freq="h", name="ts"))

@@ -13,12 +13,12 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
+from elt.owned import STAGING_MODEL as STAGING_COLLECTION
+
 log = logging.getLogger(__name__)
 
 #: Measures the forecast reads from staging (pollutants plus the covariates).
 MEASURES: tuple[str, ...] = ("co", "pm25", "pm10", "no2", "o3", "t", "rh")
-#: The staging collection (contract owned by the transform).
-STAGING_COLLECTION = "stg_airqino_hourly"
 
 
 def to_utc_naive(ts: pd.Series) -> pd.Series:

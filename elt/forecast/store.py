@@ -32,10 +32,10 @@ from elt.forecast import HORIZONS, POLLUTANTS
 from elt.forecast.baselines import Blend
 from elt.forecast.gbm import ChangeModel, GbmParams
 from elt.forecast.train import SeriesChoice, TrainedForecast
+from elt.owned import FORECAST_MODELS_COLLECTION as MODELS_COLLECTION
 
 log = logging.getLogger(__name__)
 
-MODELS_COLLECTION = "forecast_models"
 #: Versions kept in ``forecast_models`` (older ones are deleted after a successful save).
 KEEP_VERSIONS = 5
 #: The only storage format that is ever loaded.

@@ -43,6 +43,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from elt.errors import LoadError
+from elt.owned import RAW_DIGESTS_COLLECTION as DIGESTS_COLLECTION
 from elt.sources.airqino import AirqinoSource
 from elt.sources.rows import (
     HOUR,
@@ -95,10 +96,6 @@ def source_text(raw: Any) -> str:
         return json.dumps(raw, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
     except (TypeError, ValueError):
         return repr(raw)
-
-
-#: One document per station: ``days`` maps each UTC day (``YYYY-MM-DD``) to the digest of its stored rows.
-DIGESTS_COLLECTION = "raw_airqino_digests"
 
 
 def _day_digest(entries: Iterable[tuple[str, bool]]) -> str:

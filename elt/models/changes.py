@@ -20,8 +20,8 @@ from typing import Any
 
 from pymongo.database import Database
 
-#: One document per run id.
-CHANGES_COLLECTION = "elt_run_changes"
+from elt.owned import CHANGES_COLLECTION
+
 #: Change records older than this are removed when a new one is written.
 KEEP_DAYS = 14
 

@@ -23,12 +23,12 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from elt.logs import redact
+from elt.owned import ALERTS_COLLECTION
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_ENV = "ELT_ALERT_WEBHOOK_URL"
 REPEAT_ENV = "ELT_ALERT_REPEAT_HOURS"
-ALERTS_COLLECTION = "elt_alerts"
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 

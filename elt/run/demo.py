@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from elt.config import AuthConfig, Project, StationConfig
 from elt.errors import ConfigError
+from elt.owned import DAILY_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def demo_hint(project: Project, command: str) -> str:
     demo = demo_database_project(project)
     try:
         with open_store(demo) as store:
-            if "daily_sensor_averages" not in store.db.list_collection_names():
+            if DAILY_MODEL not in store.db.list_collection_names():
                 return ""
     except Exception:  # noqa: BLE001 - only a hint; the original error is what matters
         return ""

@@ -28,11 +28,11 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from elt.errors import RunLockedError, StoreError
+from elt.owned import LOCKS_COLLECTION
 from elt.store import pid_alive
 
 log = logging.getLogger(__name__)
 
-LOCKS_COLLECTION = "elt_locks"
 #: The lease ``elt run`` takes (one per database).
 RUN_LEASE = "elt_run"
 #: Default lease time-to-live; the heartbeat renews it every third of that.

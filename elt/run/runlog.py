@@ -28,10 +28,10 @@ from pymongo.errors import PyMongoError
 
 from elt import __version__
 from elt.logs import redact
+from elt.owned import RUNS_COLLECTION
 
 log = logging.getLogger(__name__)
 
-RUNS_COLLECTION = "elt_runs"
 STEP_NAMES: tuple[str, ...] = ("load", "transform", "test", "forecast", "publish")
 ABORTED_MESSAGE = "the process ended without finishing (killed or crashed); a later run took over"
 

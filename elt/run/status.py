@@ -19,11 +19,11 @@ from typing import Any
 from pymongo.database import Database
 
 from elt.config import Project
+from elt.owned import FRESHNESS_MODEL as FRESHNESS_COLLECTION
+from elt.owned import RAW_HOURLY_COLLECTION as RAW_COLLECTION
 from elt.run.lock import read_lease
 from elt.run.runlog import last_successful_run, recent_runs
 
-FRESHNESS_COLLECTION = "station_freshness"
-RAW_COLLECTION = "raw_airqino_hourly"
 #: Pollutants whose freshness is shown (the marts' pollutants).
 POLLUTANTS: tuple[str, ...] = ("co", "pm25")
 

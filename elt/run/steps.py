@@ -17,6 +17,7 @@ from typing import Any
 from pymongo.database import Database
 
 from elt.config import Project
+from elt.owned import FORECASTS_COLLECTION
 from elt.run.window import RunWindow
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def _record_forecast_changes(ctx: StepContext, result: Any) -> None:
         key = (doc["station_id"], doc["pollutant"])
         oldest[key] = min(oldest.get(key, doc["issued_at"]), doc["issued_at"])
     changes = RunChanges(ctx.run_id)
-    changes.add_scopes("forecasts", [{"station_id": s, "pollutant": p, "issued_at": {"$gte": t}}
+    changes.add_scopes(FORECASTS_COLLECTION, [{"station_id": s, "pollutant": p, "issued_at": {"$gte": t}}
                                      for (s, p), t in sorted(oldest.items())])  # fmt: skip
     record_changes(ctx.db, changes)
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from elt.config import Project
+from elt.owned import DAILY_MODEL, FORECASTS_COLLECTION, RAW_HOURLY_COLLECTION, RUNS_COLLECTION, STAGING_MODEL
 from elt.run.status import StatusReport
 
 #: How many local days of daily means the summary shows per station.
@@ -85,7 +86,7 @@ def daily_table(db: Database, project: Project, days: int = SUMMARY_DAYS) -> Tab
                          no_wrap=col in ("station", "day"))  # fmt: skip
     names = {s.id: s.name for s in project.config.stations}
     for station in project.enabled_stations():
-        rows = list(db["daily_sensor_averages"].find({"station_id": station.id}, sort=[("day", DESCENDING)],
+        rows = list(db[DAILY_MODEL].find({"station_id": station.id}, sort=[("day", DESCENDING)],
                                                      limit=days))  # fmt: skip
         for row in reversed(rows):
             table.add_row(names.get(station.id, station.id), str(row.get("day")), _fmt(row.get("co_mean"), 3),
@@ -111,13 +112,13 @@ def forecast_table(db: Database, project: Project) -> Table:
         table.add_column(col, justify="right" if col.startswith("+") else "left")
     for station in project.enabled_stations():
         for pollutant, unit in (("co", "mg/m³"), ("pm25", "µg/m³")):
-            latest = db["forecasts"].find_one({"station_id": station.id, "pollutant": pollutant},
+            latest = db[FORECASTS_COLLECTION].find_one({"station_id": station.id, "pollutant": pollutant},
                                               sort=[("issued_at", DESCENDING)])  # fmt: skip
             if latest is None:
                 continue
             by_h = {
                 d["horizon_h"]: d
-                for d in db["forecasts"].find(
+                for d in db[FORECASTS_COLLECTION].find(
                     {"station_id": station.id, "pollutant": pollutant, "issued_at": latest["issued_at"]}
                 )  # fmt: skip
             }
@@ -133,8 +134,8 @@ def forecast_table(db: Database, project: Project) -> Table:
 def where_text(server: dict[str, Any], db: Database, project: Project, demo: bool) -> Text:
     """Where the data is, how many documents each collection holds, and what to run next."""
     counts = {name: db[name].estimated_document_count()
-              for name in ("raw_airqino_hourly", "stg_airqino_hourly", "daily_sensor_averages", "forecasts",
-                           "elt_runs")}  # fmt: skip
+              for name in (RAW_HOURLY_COLLECTION, STAGING_MODEL, DAILY_MODEL, FORECASTS_COLLECTION,
+                           RUNS_COLLECTION)}  # fmt: skip
     where = Text("Data: ", style="bold")
     location = f"embedded {server['name']} under {project.embedded_dir}" if server.get("embedded") else (
         f"{server['name']} {server.get('version', '')}"

@@ -26,6 +26,12 @@ import requests
 from elt.config import SourceConfig
 from elt.errors import ConfigError, SourceError
 from elt.logs import redact
+from elt.owned import (
+    LOAD_BATCHES_COLLECTION,
+    RAW_HISTORY_COLLECTION,
+    RAW_HOURLY_COLLECTION,
+    RAW_REJECTS_COLLECTION,
+)
 from elt.sources.base import FetchedResponse, FetchError
 from elt.sources.rows import as_utc
 
@@ -52,10 +58,10 @@ class AirqinoSource:
     #: Format of the optional ``start_date``/``end_date`` query parameters (unconfirmed API feature).
     date_param_format: ClassVar[str] = "%Y%m%d-%H%M"
     #: Collections the loader writes.
-    raw_collection: ClassVar[str] = "raw_airqino_hourly"
-    history_collection: ClassVar[str] = "raw_airqino_history"
-    rejects_collection: ClassVar[str] = "raw_airqino_rejects"
-    batches_collection: ClassVar[str] = "load_batches"
+    raw_collection: ClassVar[str] = RAW_HOURLY_COLLECTION
+    history_collection: ClassVar[str] = RAW_HISTORY_COLLECTION
+    rejects_collection: ClassVar[str] = RAW_REJECTS_COLLECTION
+    batches_collection: ClassVar[str] = LOAD_BATCHES_COLLECTION
 
     @classmethod
     def path(cls, station_id: str) -> str:

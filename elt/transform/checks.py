@@ -23,12 +23,11 @@ from pymongo.errors import PyMongoError
 from elt.models.project import ModelProject
 from elt.models.schema import duration_seconds
 from elt.models.tests_spec import TestNode
+from elt.owned import FAILURES_COLLECTION
 from elt.transform.intervals import STATE_COLLECTION
 
 #: Failing documents kept per test (in run results and the audit collection); the count is always exact.
 SAMPLE_SIZE = 100
-#: Where ``--store-failures`` writes failing documents.
-FAILURES_COLLECTION = "elt_test_failures"
 
 
 @dataclass

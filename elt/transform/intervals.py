@@ -21,7 +21,8 @@ from typing import Any
 
 from pymongo.database import Database
 
-STATE_COLLECTION = "elt_state"
+from elt.owned import STATE_COLLECTION
+
 #: State field of a full build that started and has not completed (a crash or an error interrupted it).
 PENDING_FULL_BUILD = "full_build_pending"
 

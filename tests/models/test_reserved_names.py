@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,18 @@ def test_every_collection_constant_is_an_owned_collection_or_a_model() -> None:
     }
     assert missing == {}, f"add these to elt.owned.OWNED_COLLECTIONS: {missing}"
     assert all(not m.startswith(RESERVED_PREFIXES) for m in models)
+
+
+def test_every_collection_name_is_written_once_in_elt() -> None:
+    """Python refers to a collection through its one constant in elt.owned, never by a literal of its own
+    (a JSON key of the same spelling, ``"forecasts": [...]``, is not a collection)."""
+    from elt.owned import DAILY_MODEL, FRESHNESS_MODEL, STAGING_MODEL
+
+    names = [*OWNED_COLLECTIONS, STAGING_MODEL, DAILY_MODEL, FRESHNESS_MODEL]
+    found: dict[str, list[str]] = {name: [] for name in names}
+    for path in sorted((REPO_ROOT / "elt").rglob("*.py")):
+        text = path.read_text()
+        for name in names:
+            literals = re.findall(rf"([\"']){name}\1(?!\s*:)", text)
+            found[name] += [str(path.relative_to(REPO_ROOT))] * len(literals)
+    assert {name: where for name, where in found.items() if where != ["elt/owned.py"]} == {}
