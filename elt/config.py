@@ -26,16 +26,22 @@ from elt.yamlfile import KeyLines, YamlProblem, describe_validation, read_yaml_w
 CONFIG_FILE = Path("config") / "elt.yml"
 PROFILES_FILE = Path("config") / "profiles.yml"
 
-DEFAULT_VARS: dict[str, Any] = {
-    "min_hours_per_day": 18,
-    "stuck_hours": 6,
-    "dead_zero_hours": 24,
-    "max_gap_hours": 6,
-    "max_co": 50,
-    "max_pm25": 1000,
-    "max_pm10": 1000,
-    "who_pm25_24h": 15,
+#: Every project variable's default and meaning: the one place they are written. ``config/elt.yml`` ``vars:``
+#: overrides them (then a model's ``vars:``, then ``--vars``); ``elt schema config`` shows this list.
+VAR_DEFAULTS: dict[str, tuple[Any, str]] = {
+    "min_hours_per_day": (18, "a day is complete with at least this many valid final hours"),
+    "stuck_hours": (6, "the same non-zero value this many hours in a run = frozen sensor"),
+    "dead_zero_hours": (24, "exactly 0 this many hours in a run = dead sensor"),
+    "max_gap_hours": (6, "a run of equal values continues across gaps (no value) of at most this many hours"),
+    "max_co": (50, "CO physical maximum, mg/m3"),
+    "max_pm25": (1000, "PM2.5 physical maximum, ug/m3"),
+    "max_pm10": (1000, "PM10 physical maximum, ug/m3"),
+    "who_pm25_24h": (15, "WHO 2021 24-hour PM2.5 guideline, ug/m3"),
+    "forecast_retrain_days": (7, "elt run retrains the forecast model when its data is this many days old"),
+    "forecast_missing_hours": (6, "a series that should be forecast may go this many hours without one"),
 }
+#: The default value of every project variable.
+DEFAULT_VARS: dict[str, Any] = {name: value for name, (value, _) in VAR_DEFAULTS.items()}
 
 
 class _Strict(BaseModel):
@@ -127,7 +133,10 @@ class ProjectConfig(_Strict):
     stations: list[StationConfig] = Field(min_length=1, description="Stations to load and transform.")
     source: SourceConfig = Field(default_factory=SourceConfig, description="AirQino API settings.")
     vars: dict[str, Any] = Field(
-        default_factory=dict, description="Model variables (QC thresholds); defaults are filled in."
+        default_factory=dict,
+        description="Model variables; a variable not given keeps its default: "
+        + "; ".join(f"{name}: {value} ({meaning})" for name, (value, meaning) in VAR_DEFAULTS.items())
+        + ".",
     )
 
     @field_validator("stations")

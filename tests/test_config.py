@@ -93,7 +93,7 @@ BAD_CASES = [
     (lambda c: c["stations"][1].update(id="283164601"),
      ["config/elt.yml: line 14: stations: station ids must be unique; repeated: 283164601"]),
     (lambda c: c["stations"][0].pop("name"), ["config/elt.yml: line 15: stations.0.name: required key is missing"]),
-    (lambda c: c["vars"].update(stuck_hours=0), ["config/elt.yml: line 34: vars.stuck_hours: must be a positive integer, got 0"]),
+    (lambda c: c["vars"].update(stuck_hours=0), ["config/elt.yml: line 28: vars.stuck_hours: must be a positive integer, got 0"]),
     (lambda c: c["stations"][0].update(lat=95), ["config/elt.yml: line 17: stations.0.lat:", "less than or equal to 90"]),
     (lambda c: c.update(databse="x"), ["config/elt.yml: line 2: databse: unknown key; did you mean 'database'?"]),
 ]  # fmt: skip

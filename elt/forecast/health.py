@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo import DESCENDING
 from pymongo.database import Database
 
+from elt.config import DEFAULT_VARS
 from elt.forecast import HORIZONS
 from elt.owned import FORECAST_HEALTH_COLLECTION as HEALTH_COLLECTION
 from elt.owned import STAGING_MODEL as STAGING_COLLECTION
@@ -39,15 +40,13 @@ if TYPE_CHECKING:
 SHOULD_FORECAST = frozenset({"recent_gap", "not_in_model", "no_model", "predictor_failed"})
 #: QC flags that mean the sensor itself is broken.
 DEAD_FLAGS = frozenset({"dead", "stuck"})
-#: Default hours a series that should be forecast may go without one (project var ``forecast_missing_hours``).
-MISSING_HOURS = 6.0
 #: A written forecast is current when its origin is at most this many hours before the run's hour.
 MAX_ORIGIN_LAG_HOURS = 2
 
 
 def missing_threshold_hours(vars: dict[str, Any]) -> float:
-    """``forecast_missing_hours`` of the project's vars, or ``MISSING_HOURS``."""
-    return float(vars.get("forecast_missing_hours", MISSING_HOURS))
+    """``forecast_missing_hours`` of the project's vars (default in ``elt.config.VAR_DEFAULTS``)."""
+    return float(vars.get("forecast_missing_hours", DEFAULT_VARS["forecast_missing_hours"]))
 
 
 def _utc(value: Any) -> datetime | None:

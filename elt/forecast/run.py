@@ -45,9 +45,6 @@ from elt.forecast.train import (
 
 log = logging.getLogger(__name__)
 
-#: Default days between automatic retrains in ``elt run`` (project var ``forecast_retrain_days``).
-RETRAIN_DAYS = 7
-
 
 def project_stations(project: Project) -> tuple[list[str], dict[str, str]]:
     """Enabled station ids and their timezones."""
@@ -205,7 +202,7 @@ def retrain_reason(
     if ready:
         return f"enough history now for stations not modelled yet: {', '.join(ready)}"
     newest = newest_final_hour(db, station_ids, near)
-    days = int(project.config.vars.get("forecast_retrain_days", RETRAIN_DAYS))
+    days = int(project.config.vars["forecast_retrain_days"])
     trained_until = utc_hour(bundle.trained_until)
     if newest is not None and newest - trained_until >= pd.Timedelta(days=days):
         return f"model trained on data before {trained_until:%Y-%m-%d}, {days} days or more old"
