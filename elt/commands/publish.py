@@ -18,8 +18,9 @@ from elt.errors import PublishError
 def publish(obj: CliContext, rebuild: bool, as_json: bool, demo: bool) -> None:
     """Copy the marts to PostgreSQL at SERVING_DSN; only changed rows are written.
 
-    Tables (schema "airqino"): daily_sensor_averages, station_freshness, the last 30 days of
-    stg_airqino_hourly, forecasts and forecast_verification when present, and stations from config/elt.yml.
+    Tables (schema "airqino"): every model with a publish: block in aggregations/ (daily_sensor_averages,
+    station_freshness, forecast_verification and the dashboard's marts), the last 30 days of forecasts, and
+    stations from config/elt.yml.
 
     Examples: SERVING_DSN=postgresql://elt:secret@localhost:5432/airqino elt publish;
     elt run --demo && elt publish --demo   (the demo's marts)

@@ -42,7 +42,6 @@ def test_publish_copies_every_mart_with_typed_columns(
     assert counts == {
         "daily_sensor_averages": 20,
         "station_freshness": 4,
-        "stg_airqino_hourly": len(marts.collections["stg_airqino_hourly"]),
         "forecasts": len(marts.collections["forecasts"]),
         "forecast_verification": len(marts.collections["forecast_verification"]),
         "stations": 2,
@@ -67,11 +66,14 @@ def test_publish_copies_every_mart_with_typed_columns(
         query(
             serving_dsn,
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'airqino' AND table_name = 'stg_airqino_hourly'",
+            "WHERE table_schema = 'airqino' AND table_name IN ('daily_sensor_averages', 'forecasts')",
         )
     )
-    assert types["day"] == "date" and types["ts"] == "timestamp with time zone"
-    assert types["pm25"] == "double precision" and types["provisional"] == "boolean"
+    assert types["day"] == "date" and types["target_ts"] == "timestamp with time zone"
+    assert types["pm25_mean"] == "double precision" and types["pm25_complete"] == "boolean"
+    assert types["horizon_h"] == "bigint"
+    # staging is not published: no chart reads it (the dashboard's marts are built from it)
+    assert query(serving_dsn, "SELECT to_regclass('airqino.stg_airqino_hourly')") == [(None,)]
     stations = query(
         serving_dsn, "SELECT station_id, station_name, timezone, lat, lon FROM airqino.stations ORDER BY 1"
     )
@@ -86,13 +88,13 @@ def test_rerun_with_nothing_changed_writes_zero_rows(
 ) -> None:
     project = load_project(project_dir)
     publish_marts(project, mongo_db, dsn=serving_dsn)
-    before = query(serving_dsn, "SELECT max(published_at), count(*) FROM airqino.stg_airqino_hourly")
+    before = query(serving_dsn, "SELECT max(published_at), count(*) FROM airqino.forecasts")
 
     second = publish_marts(project, mongo_db, dsn=serving_dsn)
 
     assert second.rows_written == 0
     assert all(t.inserted == t.updated == t.deleted == 0 and not t.created for t in second.tables)
-    assert query(serving_dsn, "SELECT max(published_at), count(*) FROM airqino.stg_airqino_hourly") == before
+    assert query(serving_dsn, "SELECT max(published_at), count(*) FROM airqino.forecasts") == before
 
 
 def test_one_changed_mart_row_updates_exactly_that_row(
@@ -124,21 +126,22 @@ def test_rows_that_leave_the_source_or_the_window_are_deleted(
 ) -> None:
     project = load_project(project_dir)
     publish_marts(project, mongo_db, dsn=serving_dsn)
-    newest = max(d["ts"] for d in marts.collections["stg_airqino_hourly"])
-    # one new hour 25 days after the newest moves the 30-day window past the first 5 fixture days
-    later = dict(marts.collections["stg_airqino_hourly"][-1], ts=newest + timedelta(days=25))
+    newest = max(d["target_ts"] for d in marts.collections["forecasts"])
+    # one forecast 29 days after the newest moves the 30-day window past the first fixture forecasts
+    moved = newest + timedelta(days=29)
+    later = dict(marts.collections["forecasts"][-1], target_ts=moved, issued_at=moved - timedelta(hours=1))
     later.pop("_id", None)
-    mongo_db.stg_airqino_hourly.insert_one(later)
+    mongo_db.forecasts.insert_one(later)
     mongo_db.forecast_verification.delete_one({"station_id": "283164601", "horizon_h": 2, "pollutant": "co"})
 
     result = publish_marts(project, mongo_db, dsn=serving_dsn)
 
     by_table = {t.table: t for t in result.tables}
     assert by_table["forecast_verification"].deleted == 1
-    window_start = newest + timedelta(days=25) - timedelta(days=30)
-    dropped = sum(1 for d in marts.collections["stg_airqino_hourly"] if d["ts"] <= window_start)
-    assert by_table["stg_airqino_hourly"].deleted == dropped > 0
-    oldest = query(serving_dsn, "SELECT min(ts) FROM airqino.stg_airqino_hourly")[0][0]
+    window_start = moved - timedelta(days=30)
+    dropped = sum(1 for d in marts.collections["forecasts"] if d["target_ts"] <= window_start)
+    assert by_table["forecasts"].deleted == dropped > 0
+    oldest = query(serving_dsn, "SELECT min(target_ts) FROM airqino.forecasts")[0][0]
     assert oldest > window_start
 
 
@@ -184,7 +187,6 @@ def test_forecast_tables_are_skipped_until_forecasts_exist(
     assert [t.table for t in result.tables] == [
         "daily_sensor_averages",
         "station_freshness",
-        "stg_airqino_hourly",
         "stations",
     ]
 
@@ -193,7 +195,7 @@ def test_missing_marts_ask_for_a_transform_first(
     project_dir: Path, mongo_db: Database, serving_dsn: str
 ) -> None:
     mongo_db.create_collection("daily_sensor_averages")
-    with pytest.raises(PublishError, match="station_freshness, stg_airqino_hourly: run `elt transform`"):
+    with pytest.raises(PublishError, match="has no station_freshness: run `elt transform`"):
         publish_marts(load_project(project_dir), mongo_db, dsn=serving_dsn)
 
 

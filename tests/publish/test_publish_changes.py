@@ -40,9 +40,7 @@ def test_unchanged_tables_are_not_touched_and_changed_scopes_are_upserted(
 
     by_table = {t.table: t for t in result.tables}
     assert set(by_table) == {"daily_sensor_averages", "stations"}
-    assert {"stg_airqino_hourly", "station_freshness", "forecasts", "forecast_verification"} <= set(
-        result.unchanged
-    )
+    assert {"station_freshness", "forecasts", "forecast_verification"} <= set(result.unchanged)
     assert by_table["daily_sensor_averages"].rows == 1 and by_table["daily_sensor_averages"].updated == 1
     assert query(serving_dsn, "SELECT pm25_mean FROM airqino.daily_sensor_averages WHERE station_id = %s AND day = %s",
                  (STATION, date.fromisoformat(day))) == [(77.0,)]  # fmt: skip
@@ -55,36 +53,31 @@ def test_a_scoped_publish_deletes_inside_its_scope_and_moves_the_window(
 ) -> None:
     project = load_project(project_dir)
     publish_marts(project, mongo_db, dsn=serving_dsn)
-    hours = sorted(d["ts"] for d in marts.collections["stg_airqino_hourly"] if d["station_id"] == STATION)
-    gone = hours[-1]
-    mongo_db.stg_airqino_hourly.delete_one({"station_id": STATION, "ts": gone})
-    newest = max(d["ts"] for d in marts.collections["stg_airqino_hourly"])
-    later = dict(next(d for d in marts.collections["stg_airqino_hourly"] if d["station_id"] == STATION),
-                 ts=newest + timedelta(days=25))  # fmt: skip
+    mine = sorted((d for d in marts.collections["forecasts"] if d["station_id"] == STATION and d["pollutant"] == "pm25"),
+                  key=lambda d: (d["issued_at"], d["horizon_h"]))  # fmt: skip
+    gone = mine[-1]
+    mongo_db.forecasts.delete_one({k: gone[k] for k in ("station_id", "pollutant", "issued_at", "horizon_h")})
+    newest = max(d["target_ts"] for d in marts.collections["forecasts"])
+    moved = newest + timedelta(days=29)
+    later = dict(mine[0], target_ts=moved, issued_at=moved - timedelta(hours=1))
     later.pop("_id", None)
-    mongo_db.stg_airqino_hourly.insert_one(later)
+    mongo_db.forecasts.insert_one(later)
     changes = RunChanges("run-2")
-    changes.add_scopes("stg_airqino_hourly", [
-        {"station_id": STATION, "ts": {"$gte": gone - timedelta(hours=1), "$lte": later["ts"]}},
+    changes.add_scopes("forecasts", [
+        {"station_id": STATION, "pollutant": "pm25", "issued_at": {"$gte": gone["issued_at"]}},
     ])  # fmt: skip
 
     result = publish_marts(project, mongo_db, dsn=serving_dsn, changes=changes)
 
-    table = {t.table: t for t in result.tables}["stg_airqino_hourly"]
-    window_start = later["ts"] - timedelta(days=30)
-    in_window = [d for d in marts.collections["stg_airqino_hourly"] if d["ts"] > window_start]
+    table = {t.table: t for t in result.tables}["forecasts"]
+    window_start = moved - timedelta(days=30)
+    in_window = [d for d in marts.collections["forecasts"] if d["target_ts"] > window_start]
     assert table.inserted == 1
-    assert query(serving_dsn, "SELECT count(*) FROM airqino.stg_airqino_hourly WHERE station_id = %s AND ts = %s",
-                 (STATION, gone)) == [(0,)]  # fmt: skip
+    assert query(serving_dsn, "SELECT count(*) FROM airqino.forecasts WHERE station_id = %s AND pollutant = 'pm25' "
+                 "AND issued_at = %s AND horizon_h = %s", (STATION, gone["issued_at"], gone["horizon_h"])) == [(0,)]  # fmt: skip
     # the full publish of the same data gives the same table
-    served = query(
-        serving_dsn, "SELECT station_id, ts, row_hash FROM airqino.stg_airqino_hourly ORDER BY 1, 2"
-    )
+    columns = "station_id, pollutant, issued_at, horizon_h, row_hash"
+    served = query(serving_dsn, f"SELECT {columns} FROM airqino.forecasts ORDER BY 1, 2, 3, 4")
     publish_marts(project, mongo_db, dsn=serving_dsn)
-    assert (
-        query(serving_dsn, "SELECT station_id, ts, row_hash FROM airqino.stg_airqino_hourly ORDER BY 1, 2")
-        == served
-    )
-    assert (
-        len(served) == len([d for d in in_window if not (d["station_id"] == STATION and d["ts"] == gone)]) + 1
-    )
+    assert query(serving_dsn, f"SELECT {columns} FROM airqino.forecasts ORDER BY 1, 2, 3, 4") == served
+    assert len(served) == len([d for d in in_window if d is not gone]) + 1

@@ -115,5 +115,6 @@ def test_marts_of_the_real_transform_publish_value_for_value(
         for d in documents
     ]  # fmt: skip
     assert len(published) == 6
-    hourly = query(serving_dsn, "SELECT count(*), min(ts), max(ts) FROM airqino.stg_airqino_hourly")
-    assert hourly == [(mongo_db.stg_airqino_hourly.count_documents({}), utc(2024, 9, 1), utc(2024, 9, 3, 23))]
+    assert query(serving_dsn, "SELECT to_regclass('airqino.stg_airqino_hourly')") == [
+        (None,)
+    ]  # no chart reads it
