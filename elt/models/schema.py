@@ -99,7 +99,19 @@ def publish_problem(
     return None
 
 
-class ModelSpec(_Strict):
+class _Publishable(_Strict):
+    """A file that may carry a ``publish:`` block (a model or a source collection)."""
+
+    @model_validator(mode="after")
+    def _publishable(self) -> Any:
+        spec: Any = self  # the subclasses declare publish, columns and unique_key
+        problem = publish_problem(spec.publish, spec.columns, spec.unique_key)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class ModelSpec(_Publishable):
     """One model file in ``aggregations/``: a MongoDB pipeline over one relation, and how to store its result."""
 
     name: str = Field(pattern=_NAME_PATTERN, description="Model name = the collection it materializes.")
@@ -166,13 +178,6 @@ class ModelSpec(_Strict):
         return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _publishable(self) -> ModelSpec:
-        problem = publish_problem(self.publish, self.columns, self.unique_key)
-        if problem:
-            raise ValueError(problem)
-        return self
-
-    @model_validator(mode="after")
     def _materialization_keys(self) -> ModelSpec:
         incremental_only = {"partition_by": self.partition_by, "event_time": self.event_time,
                             "lookback": self.lookback, "lookahead": self.lookahead}  # fmt: skip
@@ -219,7 +224,7 @@ class FreshnessSpec(_Strict):
     filter: dict[str, Any] | None = Field(default=None, description="A $match filter applied first.")
 
 
-class SourceTableSpec(_Strict):
+class SourceTableSpec(_Publishable):
     """One collection of a source, written by ``elt load`` (never by a model)."""
 
     name: str = Field(pattern=_NAME_PATTERN, description="Name used in {{ source('<source>', '<name>') }}.")
@@ -243,13 +248,6 @@ class SourceTableSpec(_Strict):
     publish: PublishSpec | None = Field(
         default=None, description="Copy this collection to PostgreSQL with `elt publish`."
     )
-
-    @model_validator(mode="after")
-    def _publishable(self) -> SourceTableSpec:
-        problem = publish_problem(self.publish, self.columns, self.unique_key)
-        if problem:
-            raise ValueError(problem)
-        return self
 
 
 class SourceSpec(_Strict):
