@@ -3,12 +3,13 @@
 The payload has a ``text`` line (what Slack, Mattermost and Teams incoming webhooks display) plus structured
 fields; every string in it is redacted and it never carries a URI, token or password. The webhook URL itself is
 a secret (chat webhooks embed a token): it is never logged, only its host. Delivery is retried with exponential
-backoff on connection errors, 429 and 5xx. Stale-station alerts are sent when a station becomes stale and then
+backoff on connection errors, 429 and 5xx (honouring ``Retry-After``). Stale-station alerts are sent when a station becomes stale and then
 at most every ``ELT_ALERT_REPEAT_HOURS`` (24) while it stays stale; the state lives in ``elt_alerts``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from elt.logs import redact
+from elt.retry import BackoffWait, Transient, parse_retry_after, retrying
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ WEBHOOK_ENV = "ELT_ALERT_WEBHOOK_URL"
 REPEAT_ENV = "ELT_ALERT_REPEAT_HOURS"
 ALERTS_COLLECTION = "elt_alerts"
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: The longest wait between two deliveries (caps a receiver's ``Retry-After``).
+RETRY_AFTER_MAX_S = 60.0
 
 
 @dataclass
@@ -82,7 +86,8 @@ def send_alert(
     backoff_s: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> AlertDelivery:
-    """POST ``payload`` (scrubbed) to the webhook; retries 429/5xx/connection errors with backoff 1, 2, 4 s."""
+    """POST ``payload`` (scrubbed) to the webhook; retries 429/5xx/connection errors with backoff 1, 2, 4 s
+    (or the receiver's ``Retry-After``, at most ``RETRY_AFTER_MAX_S``)."""
     event = str(payload.get("event", "alert"))
     url = url or webhook_url()
     if not url:
@@ -90,24 +95,30 @@ def send_alert(
     host = urlsplit(url).hostname or "?"
     body = _scrub(payload)
     delivery = AlertDelivery(event, sent=False)
-    for attempt in range(1, attempts + 1):
-        delivery.attempts = attempt
+
+    def post() -> None:
+        delivery.attempts += 1
         try:
             response = requests.post(url, json=body, timeout=timeout_s)
-            delivery.http_status = response.status_code
-            if response.status_code < 300:
-                delivery.sent, delivery.error = True, None
-                log.info("alert %s delivered to %s (attempt %d)", event, host, attempt)
-                return delivery
-            delivery.error = f"HTTP {response.status_code}"
-            if response.status_code not in RETRY_STATUSES:
-                break
         except requests.RequestException as exc:
-            delivery.error = f"{type(exc).__name__}"
-        if attempt < attempts:
-            sleep(backoff_s * 2 ** (attempt - 1))
-    log.error("alert %s could not be delivered to %s after %d attempt(s): %s", event, host,
-              delivery.attempts, delivery.error)  # fmt: skip
+            delivery.error = type(exc).__name__
+            raise Transient(delivery.error) from None
+        delivery.http_status = response.status_code
+        if response.status_code < 300:
+            delivery.sent, delivery.error = True, None
+            return
+        delivery.error = f"HTTP {response.status_code}"
+        if response.status_code in RETRY_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise Transient(delivery.error, response.status_code, retry_after)
+
+    with contextlib.suppress(Transient):
+        retrying(attempts, BackoffWait(backoff_s, RETRY_AFTER_MAX_S), sleep)(post)
+    if delivery.sent:
+        log.info("alert %s delivered to %s (attempt %d)", event, host, delivery.attempts)
+    else:
+        log.error("alert %s could not be delivered to %s after %d attempt(s): %s", event, host,
+                  delivery.attempts, delivery.error)  # fmt: skip
     return delivery
 
 
