@@ -28,6 +28,7 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 
 from elt.forecast import HORIZONS
+from elt.utc import as_utc
 
 if TYPE_CHECKING:
     from elt.forecast.predict import PredictResult
@@ -55,7 +56,7 @@ def _utc(value: Any) -> datetime | None:
         return None
     if hasattr(value, "to_pydatetime"):
         value = value.to_pydatetime()
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return as_utc(value)
 
 
 def _floor_hour(value: datetime) -> datetime:

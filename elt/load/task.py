@@ -38,7 +38,8 @@ from elt.errors import EltError, LoadError, SourceError
 from elt.load.landing import ensure_load_indexes, land_response, refresh_day_digests, skip_unchanged
 from elt.logs import redact
 from elt.sources.airqino import AirqinoClient, AirqinoSource, FetchedResponse, FetchError
-from elt.sources.rows import HourlyRow, as_utc, parse_rows, parse_timestamp
+from elt.sources.rows import HourlyRow, parse_rows, parse_timestamp
+from elt.utc import as_utc
 
 log = logging.getLogger(__name__)
 

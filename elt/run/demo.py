@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from elt.config import AuthConfig, Project, StationConfig
 from elt.errors import ConfigError
+from elt.utc import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def demo_now() -> datetime:
             raise ConfigError(
                 f"{DEMO_NOW_ENV}={raw!r}: expected an ISO time, e.g. 2024-09-09T10:30Z"
             ) from None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return as_utc(value)
     now = datetime.now(timezone.utc)
     return now.replace(minute=30, second=0, microsecond=0) if now.minute >= 30 else (
         now.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=30) - timedelta(hours=1)

@@ -19,8 +19,9 @@ from pymongo.database import Database
 from elt.config import Project
 from elt.errors import EXIT_FAILED, EXIT_OK, ConfigError, EltError
 from elt.logs import redact
+from elt.run import STEP_NAMES
 from elt.run.lock import DEFAULT_TTL_S, Lease
-from elt.run.runlog import STEP_NAMES, RunLog, mark_abandoned, new_run_id
+from elt.run.runlog import RunLog, mark_abandoned, new_run_id
 from elt.run.steps import BLOCKS, STEPS, StepContext, StepFunction, StepOutcome, StepSkipped
 from elt.run.window import RunWindow, resolve_window
 

@@ -25,6 +25,7 @@ from pymongo.database import Database
 
 from elt.errors import ConfigError
 from elt.run.runlog import last_successful_run
+from elt.utc import as_utc
 
 #: Default lookback before the last successful run's end (env ``ELT_RUN_LOOKBACK_HOURS`` overrides).
 DEFAULT_LOOKBACK_HOURS = 48.0
@@ -44,13 +45,9 @@ def default_lookback_hours() -> float:
     return value
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
 def floor_hour(value: datetime) -> datetime:
     """The start of the UTC hour ``value`` falls in."""
-    return _as_utc(value).replace(minute=0, second=0, microsecond=0)
+    return as_utc(value).replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -99,12 +96,12 @@ def resolve_window(
     now: datetime | None = None,
 ) -> RunWindow:
     """The window of a run (see the module docstring); a ConfigError if the explicit bounds are unusable."""
-    now = _as_utc(now or datetime.now(timezone.utc))
+    now = as_utc(now or datetime.now(timezone.utc))
     if end is not None and start is None:
         raise ConfigError("--end needs --start: an explicit window is exact, give both (UTC), e.g. "
                           "--start 2024-09-01 --end 2024-09-02")  # fmt: skip
     if start is not None:
-        start, end = _as_utc(start), _as_utc(end) if end is not None else now
+        start, end = as_utc(start), as_utc(end) if end is not None else now
         if start >= end:
             raise ConfigError(f"--start ({start:%Y-%m-%d %H:%M}) must be before --end ({end:%Y-%m-%d %H:%M})")
         return RunWindow(start, end, "explicit")
@@ -112,5 +109,5 @@ def resolve_window(
     if last is None or not (last.get("window") or {}).get("end"):
         return RunWindow(None, now, "initial")
     lookback = default_lookback_hours() if lookback_hours is None else lookback_hours
-    anchor = min(_as_utc(last["window"]["end"]), now)
+    anchor = min(as_utc(last["window"]["end"]), now)
     return RunWindow(anchor - timedelta(hours=lookback), now, "incremental")
