@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +32,8 @@ log = logging.getLogger(__name__)
 class CliContext:
     """What every command receives as ``ctx.obj``: global options and lazy project/store access."""
 
-    project_dir: Path
+    #: ``--project-dir``; None = ``ELT_PROJECT_DIR`` or the current directory.
+    project_dir: Path | None
     target_name: str | None
     log_format: str = "text"
     verbosity: int = 0
@@ -43,8 +43,10 @@ class CliContext:
         """The validated project (loaded once)."""
         if self._project is None:
             from elt.config import load_project
+            from elt.settings import settings
 
-            self._project = load_project(self.project_dir, self.target_name)
+            project_dir = self.project_dir or settings().project_dir or Path(".")
+            self._project = load_project(project_dir, self.target_name)
         return self._project
 
     @contextlib.contextmanager
@@ -71,13 +73,23 @@ class EltGroup(click.Group):
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: exit 2, traceback only with -v
-            if os.environ.get("ELT_TRACEBACK") or (ctx.obj and ctx.obj.verbosity > 0):
+            if (ctx.obj and ctx.obj.verbosity > 0) or _traceback_wanted():
                 log.exception("unexpected error")
             click.echo(
                 f"Unexpected error: {type(exc).__name__}: {redact(str(exc))} (rerun with -v for the traceback)",
                 err=True,
             )
             ctx.exit(EXIT_USAGE)
+
+
+def _traceback_wanted() -> bool:
+    """``ELT_TRACEBACK`` is set (and the environment is readable)."""
+    from elt.settings import settings
+
+    try:
+        return bool(settings().traceback)
+    except EltError:
+        return False
 
 
 @click.group(
@@ -88,13 +100,10 @@ class EltGroup(click.Group):
 @click.option(
     "--project-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=lambda: os.environ.get("ELT_PROJECT_DIR", "."),
     show_default="current directory or $ELT_PROJECT_DIR",
     help="Project directory (the one holding config/elt.yml and aggregations/).",
 )
-@click.option(
-    "--target", envvar="ELT_TARGET", help="Target of config/profiles.yml (default: its default_target)."
-)
+@click.option("--target", help="Target of config/profiles.yml (default: $ELT_TARGET or its default_target).")
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", help="Log format on stderr."
 )
@@ -103,7 +112,12 @@ class EltGroup(click.Group):
 @click.version_option(__version__, prog_name="elt")
 @click.pass_context
 def main(
-    ctx: click.Context, project_dir: Path, target: str | None, log_format: str, verbose: int, quiet: int
+    ctx: click.Context,
+    project_dir: Path | None,
+    target: str | None,
+    log_format: str,
+    verbose: int,
+    quiet: int,
 ) -> None:
     """airqino-elt: AirQino sensors -> MongoDB -> daily marts, tests, forecasts -> PostgreSQL/Superset.
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,13 +22,13 @@ import requests
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from elt.errors import ConfigError
 from elt.logs import redact
 from elt.retry import BackoffWait, Transient, parse_retry_after, retrying
+from elt.settings import settings
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_ENV = "ELT_ALERT_WEBHOOK_URL"
-REPEAT_ENV = "ELT_ALERT_REPEAT_HOURS"
 ALERTS_COLLECTION = "elt_alerts"
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: The longest wait between two deliveries (caps a receiver's ``Retry-After``).
@@ -54,16 +53,12 @@ class AlertDelivery:
 
 def webhook_url() -> str | None:
     """The webhook from the environment (``ELT_ALERT_WEBHOOK_URL``, or a file named by ``..._FILE``)."""
-    if os.environ.get(WEBHOOK_ENV):
-        return os.environ[WEBHOOK_ENV].strip()
-    path = os.environ.get(f"{WEBHOOK_ENV}_FILE")
-    if path:
-        try:
-            with open(path) as handle:
-                return handle.read().strip() or None
-        except OSError as exc:
-            log.error("%s_FILE=%s: cannot read the webhook URL (%s); alerts are off", WEBHOOK_ENV, path, exc)
-    return None
+    try:
+        url = settings().alert_webhook_url
+    except ConfigError as exc:
+        log.error("%s; alerts are off", exc)
+        return None
+    return url.get_secret_value().strip() if url else None
 
 
 def _scrub(value: Any) -> Any:
@@ -91,7 +86,9 @@ def send_alert(
     event = str(payload.get("event", "alert"))
     url = url or webhook_url()
     if not url:
-        return AlertDelivery(event, sent=False, error=f"no webhook configured ({WEBHOOK_ENV} is unset)")
+        return AlertDelivery(
+            event, sent=False, error="no webhook configured (ELT_ALERT_WEBHOOK_URL is unset)"
+        )
     host = urlsplit(url).hostname or "?"
     body = _scrub(payload)
     delivery = AlertDelivery(event, sent=False)
@@ -161,10 +158,7 @@ def stale_payload(project_name: str, database: str, stations: Iterable[dict[str,
 
 
 def _repeat_after() -> timedelta:
-    try:
-        return timedelta(hours=float(os.environ.get(REPEAT_ENV) or 24))
-    except ValueError:
-        return timedelta(hours=24)
+    return timedelta(hours=settings().alert_repeat_hours)
 
 
 def _sent_recently(coll: Any, kind: str, field: str, current: set[str], now: datetime) -> set[str]:

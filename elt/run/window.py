@@ -16,7 +16,6 @@ partitions it answers for (data tests judge freshness at its end).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -25,24 +24,13 @@ from pymongo.database import Database
 
 from elt.errors import ConfigError
 from elt.run.runlog import last_successful_run
+from elt.settings import settings
 from elt.utc import as_utc
-
-#: Default lookback before the last successful run's end (env ``ELT_RUN_LOOKBACK_HOURS`` overrides).
-DEFAULT_LOOKBACK_HOURS = 48.0
 
 
 def default_lookback_hours() -> float:
-    """The lookback in hours: ``ELT_RUN_LOOKBACK_HOURS`` or 48."""
-    raw = os.environ.get("ELT_RUN_LOOKBACK_HOURS")
-    if not raw:
-        return DEFAULT_LOOKBACK_HOURS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"ELT_RUN_LOOKBACK_HOURS={raw!r}: expected a number of hours, e.g. 48") from None
-    if value < 0:
-        raise ConfigError(f"ELT_RUN_LOOKBACK_HOURS={raw!r}: must be >= 0")
-    return value
+    """The lookback in hours before the last successful run's end: ``ELT_RUN_LOOKBACK_HOURS`` or 48."""
+    return settings().run_lookback_hours
 
 
 def floor_hour(value: datetime) -> datetime:
