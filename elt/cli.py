@@ -2,16 +2,14 @@
 
 Each command lives in ``elt/commands/<name>.py`` and stays thin: read options, build the task, run it, turn
 the result into an exit code (0 ok, 1 a step failed, 2 usage/invalid project/unexpected error, 3 busy).
-A command's module is imported only when that command runs (or ``--help`` lists them): ``import elt.cli``
-stays light (no pydantic, pymongo or rich), so every hourly process starts faster.
+The command modules import only click and the standard library at the top; what a command needs (pydantic,
+pymongo, rich, pandas, sklearn) is imported inside its body, so ``import elt.cli`` and ``elt --help`` stay fast.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,29 +27,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: ``module:attribute`` of every command, in the order ``elt --help`` lists them.
-COMMANDS = [
-    "elt.commands.dashboard:dashboard",
-    "elt.commands.debug:debug",
-    "elt.commands.forecast:forecast",
-    "elt.commands.load:load",
-    "elt.commands.publish:publish",
-    "elt.commands.run:run",
-    "elt.commands.schema:schema",
-    "elt.commands.server:server",
-    "elt.commands.show:show",
-    "elt.commands.simulate:simulate",
-    "elt.commands.status:status",
-    "elt.commands.test:test",
-    "elt.commands.transform:transform",
-]
-
 
 @dataclass
 class CliContext:
     """What every command receives as ``ctx.obj``: global options and lazy project/store access."""
 
-    project_dir: Path
+    #: ``--project-dir``; None = ``ELT_PROJECT_DIR`` or the current directory.
+    project_dir: Path | None
     target_name: str | None
     log_format: str = "text"
     verbosity: int = 0
@@ -61,8 +43,10 @@ class CliContext:
         """The validated project (loaded once)."""
         if self._project is None:
             from elt.config import load_project
+            from elt.settings import settings
 
-            self._project = load_project(self.project_dir, self.target_name)
+            project_dir = self.project_dir or settings().project_dir or Path(".")
+            self._project = load_project(project_dir, self.target_name)
         return self._project
 
     @contextlib.contextmanager
@@ -75,22 +59,7 @@ class CliContext:
 
 
 class EltGroup(click.Group):
-    """A click group that turns expected errors into a message and an exit code, never a traceback.
-
-    Commands are listed by name from ``COMMANDS`` and imported on first use.
-    """
-
-    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: D102 - click API
-        return sorted({*self.commands, *(spec.split(":")[1] for spec in COMMANDS)})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: D102 - click API
-        if cmd_name not in self.commands:
-            spec = next((s for s in COMMANDS if s.split(":")[1] == cmd_name), None)
-            if spec is None:
-                return None
-            module_name, attribute = spec.split(":")
-            self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
-        return self.commands.get(cmd_name)
+    """A click group that turns expected errors into a message and an exit code, never a traceback."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -104,13 +73,23 @@ class EltGroup(click.Group):
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: exit 2, traceback only with -v
-            if os.environ.get("ELT_TRACEBACK") or (ctx.obj and ctx.obj.verbosity > 0):
+            if (ctx.obj and ctx.obj.verbosity > 0) or _traceback_wanted():
                 log.exception("unexpected error")
             click.echo(
                 f"Unexpected error: {type(exc).__name__}: {redact(str(exc))} (rerun with -v for the traceback)",
                 err=True,
             )
             ctx.exit(EXIT_USAGE)
+
+
+def _traceback_wanted() -> bool:
+    """``ELT_TRACEBACK`` is set (and the environment is readable)."""
+    from elt.settings import settings
+
+    try:
+        return bool(settings().traceback)
+    except EltError:
+        return False
 
 
 @click.group(
@@ -121,13 +100,10 @@ class EltGroup(click.Group):
 @click.option(
     "--project-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=lambda: os.environ.get("ELT_PROJECT_DIR", "."),
     show_default="current directory or $ELT_PROJECT_DIR",
     help="Project directory (the one holding config/elt.yml and aggregations/).",
 )
-@click.option(
-    "--target", envvar="ELT_TARGET", help="Target of config/profiles.yml (default: its default_target)."
-)
+@click.option("--target", help="Target of config/profiles.yml (default: $ELT_TARGET or its default_target).")
 @click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", help="Log format on stderr."
 )
@@ -136,7 +112,12 @@ class EltGroup(click.Group):
 @click.version_option(__version__, prog_name="elt")
 @click.pass_context
 def main(
-    ctx: click.Context, project_dir: Path, target: str | None, log_format: str, verbose: int, quiet: int
+    ctx: click.Context,
+    project_dir: Path | None,
+    target: str | None,
+    log_format: str,
+    verbose: int,
+    quiet: int,
 ) -> None:
     """airqino-elt: AirQino sensors -> MongoDB -> daily marts, tests, forecasts -> PostgreSQL/Superset.
 
@@ -147,6 +128,25 @@ def main(
         project_dir=project_dir, target_name=target, log_format=log_format, verbosity=verbose - quiet
     )
 
+
+# The commands import ``CliContext`` from here for type hints only, so they are imported after ``main``.
+from elt.commands.dashboard import dashboard  # noqa: E402
+from elt.commands.debug import debug  # noqa: E402
+from elt.commands.forecast import forecast  # noqa: E402
+from elt.commands.load import load  # noqa: E402
+from elt.commands.publish import publish  # noqa: E402
+from elt.commands.run import run  # noqa: E402
+from elt.commands.schema import schema  # noqa: E402
+from elt.commands.server import server  # noqa: E402
+from elt.commands.show import show  # noqa: E402
+from elt.commands.simulate import simulate  # noqa: E402
+from elt.commands.status import status  # noqa: E402
+from elt.commands.test import test  # noqa: E402
+from elt.commands.transform import transform  # noqa: E402
+
+for _command in (dashboard, debug, forecast, load, publish, run, schema, server, show, simulate, status, test,
+                 transform):  # fmt: skip
+    main.add_command(_command)
 
 if __name__ == "__main__":
     sys.exit(main())

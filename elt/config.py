@@ -2,16 +2,13 @@
 
 Both files are validated with pydantic; any problem is reported as a ``ConfigError`` naming the file, the key
 path and what was expected. Secrets never live in these files: they come from the environment (or from a file
-named by ``<VAR>_FILE``, for Docker/Kubernetes secrets). These environment variables override the files:
-``MONGO_URI``, ``ELT_DATABASE``, ``AIRQINO_BASE_URL``, ``AIRQINO_TOKEN``, ``AIRQINO_USERNAME``,
-``AIRQINO_PASSWORD``, ``SERVING_DSN``; ``ELT_TARGET`` chooses the target.
+named by ``<VAR>_FILE``, for Docker/Kubernetes secrets). The environment overrides the files; every
+variable is declared once, in ``elt.settings.EltSettings``.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from elt.errors import ConfigError
+from elt.settings import EltSettings, settings
 from elt.yamlfile import KeyLines, YamlProblem, describe_validation, read_yaml_with_lines
 
 CONFIG_FILE = Path("config") / "elt.yml"
@@ -233,32 +231,6 @@ class Project:
         raise ConfigError(f"unknown station '{station_id}': config/elt.yml defines {known}")
 
 
-#: The placeholder ``.env.example`` ships for every secret (also ``changeme``, ``change_me``).
-PLACEHOLDER = re.compile(r"change[-_]?me", re.IGNORECASE)
-
-
-def _read_secret(env: Mapping[str, str], name: str) -> str | None:
-    """Value of ``name`` from the environment, or the content of the file named by ``name_FILE``.
-
-    A value still holding the ``change-me`` placeholder of ``.env.example`` is refused (ConfigError, exit 2).
-    """
-    value = env.get(name) or None
-    source = name
-    path = env.get(f"{name}_FILE")
-    if value is None and path:
-        try:
-            value = Path(path).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{name}_FILE={path}: cannot read the secret file ({exc.strerror})") from None
-        source = f"{name}_FILE ({path})"
-    if value and PLACEHOLDER.search(value):
-        raise ConfigError(
-            f"{source} still holds the placeholder 'change-me' from .env.example: replace every change-me "
-            "value in .env (or the secret file) with a real one before starting"
-        )
-    return value
-
-
 def _read_yaml(path: Path, display: str) -> tuple[Any, KeyLines]:
     if not path.exists():
         raise ConfigError(
@@ -310,7 +282,7 @@ def load_project(
 
     ``target`` (or ``ELT_TARGET``) picks the profile target; environment variables override file values.
     """
-    env = os.environ if env is None else env
+    environment = settings(env)
     project_dir = Path(project_dir).resolve()
     raw_config, config_lines = _read_yaml(project_dir / CONFIG_FILE, str(CONFIG_FILE))
     _refuse_secrets_in_file(raw_config)
@@ -320,7 +292,7 @@ def load_project(
     if profiles_path.exists():
         raw_profiles, profiles_lines = _read_yaml(profiles_path, str(PROFILES_FILE))
         profiles = _validate(ProfilesConfig, raw_profiles, str(PROFILES_FILE), profiles_lines)
-    target_name = target or env.get("ELT_TARGET") or profiles.default_target
+    target_name = target or environment.target or profiles.default_target
     if target_name not in profiles.targets:
         known = ", ".join(profiles.targets) or "(none)"
         raise ConfigError(f"{PROFILES_FILE}: target '{target_name}' is not defined; known targets: {known}")
@@ -332,44 +304,37 @@ def load_project(
                 f"{PROFILES_FILE}: targets.{target_name}.{field_name}: contains a password; secrets belong in "
                 f"the environment ({'MONGO_URI' if field_name == 'mongo_uri' else 'SERVING_DSN'}) or a *_FILE"
             )
-    _read_secret(env, "ELT_ALERT_WEBHOOK_URL")  # refuses the placeholder; elt.run.alerts reads the value
-    resolved = _apply_target_env(chosen, env)
+    resolved = _apply_target_env(chosen, environment)
     if resolved.embedded is False and resolved.mongo_uri is None:
         raise ConfigError(
             f"target '{target_name}' is a production target (embedded: false in {PROFILES_FILE}) but no MongoDB "
             "URI is set: set MONGO_URI (or MONGO_URI_FILE) in the environment, e.g. in .env. elt never falls back "
             "to the embedded store for it."
         )
-    return Project(project_dir, _apply_env(config, env), target_name, resolved)
+    return Project(project_dir, _apply_env(config, environment), target_name, resolved)
 
 
-def _apply_env(config: ProjectConfig, env: Mapping[str, str]) -> ProjectConfig:
+def _apply_env(config: ProjectConfig, environment: EltSettings) -> ProjectConfig:
     source = config.source.model_copy(deep=True)
-    if env.get("AIRQINO_BASE_URL"):
-        source.base_url = env["AIRQINO_BASE_URL"]
-    token = _read_secret(env, "AIRQINO_TOKEN")
-    username = _read_secret(env, "AIRQINO_USERNAME")
-    password = _read_secret(env, "AIRQINO_PASSWORD")
-    if token:
-        source.auth.token = SecretStr(token)
-    if username:
-        source.auth.username = username
-    if password:
-        source.auth.password = SecretStr(password)
-    database = env.get("ELT_DATABASE") or config.database
-    return config.model_copy(update={"source": source, "database": database})
+    if environment.airqino_base_url:
+        source.base_url = environment.airqino_base_url
+    if environment.airqino_token:
+        source.auth.token = environment.airqino_token
+    if environment.airqino_username:
+        source.auth.username = environment.airqino_username.get_secret_value()
+    if environment.airqino_password:
+        source.auth.password = environment.airqino_password
+    return config.model_copy(update={"source": source, "database": environment.database or config.database})
 
 
-def _apply_target_env(target: TargetConfig, env: Mapping[str, str]) -> TargetConfig:
+def _apply_target_env(target: TargetConfig, environment: EltSettings) -> TargetConfig:
     update: dict[str, Any] = {}
-    uri = _read_secret(env, "MONGO_URI")
-    if uri:
-        update["mongo_uri"] = SecretStr(uri)
-    if env.get("ELT_DATABASE"):
-        update["database"] = env["ELT_DATABASE"]
-    dsn = _read_secret(env, "SERVING_DSN")
-    if dsn:
-        update["serving_dsn"] = SecretStr(dsn)
+    if environment.mongo_uri:
+        update["mongo_uri"] = environment.mongo_uri
+    if environment.database:
+        update["database"] = environment.database
+    if environment.serving_dsn:
+        update["serving_dsn"] = environment.serving_dsn
     return target.model_copy(update=update)
 
 

@@ -3,23 +3,32 @@
 ``ELT_FAILPOINT=<point>`` and ``ELT_FAILPOINT_DIR=<dir>``: when the process reaches ``<point>`` (for example
 ``stg_airqino_hourly:full:merged``) it creates ``<dir>/<point>.paused`` and waits until that file is removed
 (at most ``ELT_FAILPOINT_TIMEOUT_S``, default 120 s), so a test can kill the database server at exactly that
-moment. Points are listed in ``docs/models.md`` (crash safety). Unset, a point costs one environment lookup.
+moment. Points are listed in ``docs/models.md`` (crash safety). The variables are read once per process
+(declared in ``elt.settings``); unset, a point costs one comparison.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from pathlib import Path
+
+from elt.settings import EltSettings, settings
 
 
 def failpoint(point: str) -> None:
     """Pause here while a crash test holds this point (no-op in normal runs)."""
-    if os.environ.get("ELT_FAILPOINT") != point:
+    config = _settings()
+    if config.failpoint != point:
         return
-    directory = Path(os.environ.get("ELT_FAILPOINT_DIR", "."))
-    marker = directory / f"{point.replace('/', '_')}.paused"
+    marker = config.failpoint_dir / f"{point.replace('/', '_')}.paused"
     marker.write_text(str(os.getpid()))
-    deadline = time.monotonic() + float(os.environ.get("ELT_FAILPOINT_TIMEOUT_S", "120"))
+    deadline = time.monotonic() + config.failpoint_timeout_s
     while marker.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+@functools.cache
+def _settings() -> EltSettings:
+    """The crash-test variables, read once per process (a crash test sets them when it starts the process)."""
+    return settings()

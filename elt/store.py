@@ -8,7 +8,6 @@ one directory), later commands find it through a small state file and reuse it. 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from filelock import FileLock, Timeout
 from pymongo import ASCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -121,24 +121,20 @@ def _state_path(data_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def _exclusive_lock(path: Path, timeout_s: float) -> Iterator[None]:
+    """Hold the cross-process lock file ``path``; StoreBusyError after ``timeout_s`` of waiting."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise StoreBusyError(
-                        f"the embedded store at {path.parent} is busy: another elt process has been starting it "
-                        f"for over {timeout_s:.0f} s. Retry, or run `elt server stop`."
-                    ) from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=timeout_s)
+    except Timeout:
+        raise StoreBusyError(
+            f"the embedded store at {path.parent} is busy: another elt process has been starting it "
+            f"for over {timeout_s:.0f} s. Retry, or run `elt server stop`."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def pid_alive(pid: int) -> bool:

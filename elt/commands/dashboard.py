@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from elt.cli import CliContext
+from elt.commands.params import json_option
+
+if TYPE_CHECKING:
+    from elt.cli import CliContext
 
 
 @click.group()
@@ -63,7 +67,7 @@ def build(obj: CliContext, output: Path | None, database_uri: str | None) -> Non
 @click.option(
     "--superset-python", help="Python of the Superset virtualenv (default: $SUPERSET_PYTHON, .superset-venv)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the dashboard and chart ids as JSON on stdout.")
+@json_option("Print the dashboard and chart ids as JSON on stdout.")
 @click.pass_obj
 def import_(obj: CliContext, username: str, superset_python: str | None, as_json: bool) -> None:
     """Import the dashboard into Superset (datasets, charts and dashboard overwritten) and set the database URI.

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from elt.cli import CliContext
+from elt.commands.params import json_option
 from elt.errors import EXIT_FAILED, EltError
+
+if TYPE_CHECKING:
+    from elt.cli import CliContext
 
 
 def _check_source(project: Any, timeout_s: float) -> tuple[bool, str]:
@@ -46,7 +49,7 @@ def _check_source(project: Any, timeout_s: float) -> tuple[bool, str]:
 @click.command()
 @click.option("--skip-source", is_flag=True, help="Do not contact the AirQino API (offline machines).")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for the source.")
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON on stdout.")
+@json_option("Print the checks as JSON on stdout.")
 @click.pass_obj
 def debug(obj: CliContext, skip_source: bool, timeout: float, as_json: bool) -> None:
     """Check config, database and source; print one table; exit 1 on a failure (2: invalid config).

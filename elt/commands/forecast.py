@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from elt.cli import CliContext
+from elt.commands.params import UtcTime, json_option
 
-
-class UtcTime(click.ParamType):
-    """``2024-09-09``, ``2024-09-09 10:00`` or ISO 8601; a value without zone is UTC."""
-
-    name = "TIME"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        try:
-            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            self.fail(f"{value!r} is not a time: use e.g. 2024-09-09 or '2024-09-09 10:00' (UTC)", param, ctx)
-        return (
-            parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
-        )
+if TYPE_CHECKING:
+    from elt.cli import CliContext
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -71,7 +55,7 @@ def forecast() -> None:
     type=click.IntRange(1, 52),
     help="Weeks of recent data the deployed predictor per series is chosen on.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the stored model's metadata as JSON on stdout.")
+@json_option("Print the stored model's metadata as JSON on stdout.")
 @click.pass_obj
 def train(obj: CliContext, until: datetime | None, validate_weeks: int, as_json: bool) -> None:
     """Fit the models, choose the predictor per station, pollutant and horizon, store them in forecast_models.
@@ -81,6 +65,9 @@ def train(obj: CliContext, until: datetime | None, validate_weeks: int, as_json:
 
     Example: elt forecast train --validate-weeks 4 --json
     """
+    from rich.console import Console
+    from rich.table import Table
+
     from elt.forecast.run import train_project
     from elt.forecast.store import to_document
 
@@ -111,7 +98,7 @@ def train(obj: CliContext, until: datetime | None, validate_weeks: int, as_json:
 
 @forecast.command("predict")
 @click.option("--at", type=UtcTime(), help="Issue from this hour instead of each station's last final hour.")
-@click.option("--json", "as_json", is_flag=True, help="Print the written forecasts as JSON on stdout.")
+@json_option("Print the written forecasts as JSON on stdout.")
 @click.pass_obj
 def predict(obj: CliContext, at: datetime | None, as_json: bool) -> None:
     """Write the +1 h and +2 h forecasts from each station's last observed hour into forecasts.
@@ -122,6 +109,9 @@ def predict(obj: CliContext, at: datetime | None, as_json: bool) -> None:
 
     Example: elt forecast predict --json
     """
+    from rich.console import Console
+    from rich.table import Table
+
     from elt.forecast.run import predict_project
 
     names = _names(obj)
@@ -164,7 +154,7 @@ def predict(obj: CliContext, at: datetime | None, as_json: bool) -> None:
     "--end", type=UtcTime(), required=True, help="Origins before this (UTC, exclusive), e.g. 2024-09-09."
 )
 @click.option("--station", "stations", multiple=True, metavar="ID", help="Only this station (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help='Print {"results": [...]} on stdout.')
+@json_option('Print {"results": [...]} on stdout.')
 @click.option(
     "--plot",
     "plot_path",
@@ -198,7 +188,9 @@ def backtest(
 
     Example: elt forecast backtest --start 2024-07-15 --end 2024-09-09 --json --plot backtest.png
     """
+    from rich.console import Console
     from rich.progress import Progress
+    from rich.table import Table
 
     from elt.forecast import HORIZONS, POLLUTANTS
     from elt.forecast.backtest import backtest_window, run_backtest

@@ -5,28 +5,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
-from elt.cli import CliContext
+from elt.commands.params import UtcTime, json_option
 from elt.errors import EXIT_FAILED
-from elt.sources.rows import as_utc
 
-
-class UtcTime(click.ParamType):
-    """``2024-09-09``, ``2024-09-09 10:00`` or ISO 8601; a value without zone is UTC."""
-
-    name = "TIME"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
-        if isinstance(value, datetime):
-            return as_utc(value)
-        try:
-            return as_utc(datetime.fromisoformat(str(value).strip().replace("Z", "+00:00")))
-        except ValueError:
-            self.fail(f"{value!r} is not a time: use e.g. 2024-09-09 or '2024-09-09 10:00' (UTC)", param, ctx)
+if TYPE_CHECKING:
+    from elt.cli import CliContext
 
 
 def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
@@ -60,7 +47,7 @@ def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
     type=UtcTime(),
     help="With --from-dir: when the archives were fetched (default: 30 min into each file's newest hour).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+@json_option("Print the result as one JSON object on stdout.")
 @click.pass_obj
 def load(
     obj: CliContext,
@@ -103,6 +90,8 @@ def load(
         if from_dir
         else AirqinoClient(ClientSettings.from_config(source))
     )
+    from rich.console import Console
+
     console = Console(stderr=True)
     if not console.is_terminal:  # logs and CI: no 80-column squeeze of the summary table
         console.width = 150

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
-from elt.cli import CliContext
+from elt.commands.params import json_option
 from elt.errors import PublishError
+
+if TYPE_CHECKING:
+    from elt.cli import CliContext
 
 
 @click.command()
 @click.option("--rebuild", is_flag=True, help="Drop and recreate every serving table instead of upserting.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@json_option("Print the summary as JSON on stdout.")
 @click.option("--demo", is_flag=True, help="Publish the demo database (<database>_demo) of `elt run --demo`.")
 @click.pass_obj
 def publish(obj: CliContext, rebuild: bool, as_json: bool, demo: bool) -> None:

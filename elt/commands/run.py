@@ -4,39 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from elt.cli import CliContext
-from elt.run.runlog import STEP_NAMES
+from elt.commands.params import UtcTime, json_option
+from elt.run import STEP_NAMES
+from elt.utc import as_utc
 
-
-class UtcTime(click.ParamType):
-    """``2024-09-09``, ``2024-09-09 10:00``, ISO 8601 or Airflow's ``2024-09-09 10:00:00+00:00``; no zone = UTC."""
-
-    name = "TIME"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
-        if isinstance(value, datetime):
-            parsed = value
-        else:
-            try:
-                parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-            except ValueError:
-                self.fail(
-                    f"{value!r} is not a time: use e.g. 2024-09-09 or '2024-09-09T10:00Z' (UTC)", param, ctx
-                )
-        return (
-            parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
-        )
+if TYPE_CHECKING:
+    from elt.cli import CliContext
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-        return value.isoformat().replace("+00:00", "Z")
+        return as_utc(value).isoformat().replace("+00:00", "Z")
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -68,7 +51,7 @@ def _jsonable(value: Any) -> Any:
 )  # fmt: skip
 @click.option("--no-alerts", is_flag=True, help="Do not call the alert webhook (ELT_ALERT_WEBHOOK_URL).")
 @click.option("--no-summary", is_flag=True, help="Do not print the one-screen summary.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout (no summary).")
+@json_option("Print the run record as JSON on stdout (no summary).")
 @click.pass_obj
 def run(
     obj: CliContext,

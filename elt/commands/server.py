@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from elt.cli import CliContext
+if TYPE_CHECKING:
+    from elt.cli import CliContext
 
 
 @click.group()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import difflib
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from elt.cli import CliContext
 from elt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from elt.cli import CliContext
 
 #: Fields the newest documents are sorted by (the first one a collection's documents have).
 TIME_FIELDS = ("ts", "day", "issued_at", "last_ts", "started_at", "loaded_at", "_updated_at")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from elt.cli import CliContext
+from elt.commands.params import json_option
 from elt.errors import EXIT_FAILED
-from elt.run.status import StatusReport
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from elt.cli import CliContext
+    from elt.run.status import StatusReport
 
 
 def _window_text(window: dict) -> str:
@@ -22,6 +25,9 @@ def _window_text(window: dict) -> str:
 
 
 def _print_report(console: Console, report: StatusReport) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     from elt.run.summary import run_line, stations_table
 
     console.print(f"[bold]{report.project}[/] · database {report.database} · freshness from "
@@ -61,7 +67,7 @@ def _print_report(console: Console, report: StatusReport) -> None:
 
 
 @click.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
+@json_option("Print the status as JSON on stdout.")
 @click.option("--demo", is_flag=True, help="Show the demo database (<database>_demo) of `elt run --demo`.")
 @click.option(
     "--alert",

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from elt.cli import CliContext
-from elt.commands.transform import parse_vars, print_result
+from elt.commands.params import json_option, parse_vars, vars_option
+from elt.commands.transform import print_result
+
+if TYPE_CHECKING:
+    from elt.cli import CliContext
 
 
 @click.command("test")
@@ -15,8 +20,8 @@ from elt.commands.transform import parse_vars, print_result
 @click.option(
     "--store-failures", is_flag=True, help="Keep failing documents in the elt_test_failures collection."
 )
-@click.option("--vars", "vars_text", metavar="YAML", help="Override vars, e.g. '{min_hours_per_day: 20}'.")
-@click.option("--json", "as_json", is_flag=True, help="Print run_results.json on stdout.")
+@vars_option
+@json_option("Print run_results.json on stdout.")
 @click.option("--demo", is_flag=True, help="Test the demo database (<database>_demo) of `elt run --demo`.")
 @click.pass_obj
 def test(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], store_failures: bool,

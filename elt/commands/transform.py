@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
-from rich.console import Console
-from rich.table import Table
 
-from elt.cli import CliContext
+from elt.commands.params import json_option, parse_vars, vars_option
+
+if TYPE_CHECKING:
+    from elt.cli import CliContext
+
 
 _STYLES = {
     "success": "green",
@@ -22,24 +23,14 @@ _STYLES = {
 }
 
 
-def parse_vars(text: str | None) -> dict[str, Any]:
-    """``--vars`` as a mapping (YAML or JSON), or a usage error."""
-    if not text:
-        return {}
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise click.BadParameter(f"not valid YAML/JSON: {exc}", param_hint="--vars") from None
-    if not isinstance(value, dict):
-        raise click.BadParameter("expected a mapping, e.g. '{min_hours_per_day: 20}'", param_hint="--vars")
-    return value
-
-
 def print_result(result: Any, as_json: bool) -> None:
     """The run results as JSON on stdout, or a one-screen table."""
     if as_json:
         click.echo(json.dumps(result.run_results, default=str))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     table = Table(title=f"elt {result.command}: {len(result.results)} nodes in {result.elapsed_time:.1f} s")
     for column in ("node", "status", "detail", "seconds"):
@@ -62,8 +53,8 @@ def print_result(result: Any, as_json: bool) -> None:
                    "space = union, comma = intersection (repeatable).")  # fmt: skip
 @click.option("--exclude", multiple=True, metavar="SELECTOR", help="Same syntax; removed from the selection.")
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
-@click.option("--vars", "vars_text", metavar="YAML", help="Override vars, e.g. '{min_hours_per_day: 20}'.")
-@click.option("--json", "as_json", is_flag=True, help="Print run_results.json on stdout.")
+@vars_option
+@json_option("Print run_results.json on stdout.")
 @click.pass_obj
 def transform(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], full_refresh: bool,
               vars_text: str | None, as_json: bool) -> None:  # fmt: skip

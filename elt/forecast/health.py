@@ -31,6 +31,7 @@ from elt.config import DEFAULT_VARS
 from elt.forecast import HORIZONS
 from elt.owned import FORECAST_HEALTH_COLLECTION as HEALTH_COLLECTION
 from elt.owned import STAGING_MODEL as STAGING_COLLECTION
+from elt.utc import as_utc
 
 if TYPE_CHECKING:
     from elt.forecast.predict import PredictResult
@@ -54,7 +55,7 @@ def _utc(value: Any) -> datetime | None:
         return None
     if hasattr(value, "to_pydatetime"):
         value = value.to_pydatetime()
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return as_utc(value)
 
 
 def _floor_hour(value: datetime) -> datetime:

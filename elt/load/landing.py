@@ -50,11 +50,11 @@ from elt.sources.rows import (
     HourlyRow,
     ParsedResponse,
     RejectedRow,
-    as_utc,
     floor_hour,
     parse_timestamp,
 )
 from elt.store import ensure_unique_index
+from elt.utc import as_utc
 
 #: Rows per ``bulk_write`` call: big enough to amortize round trips, small enough for steady progress.
 CHUNK_SIZE = 2000

@@ -35,7 +35,8 @@ from elt.load.landing import ensure_load_indexes, land_response, refresh_day_dig
 from elt.logs import redact
 from elt.sources.airqino import AirqinoSource
 from elt.sources.base import FetchError, StationSource
-from elt.sources.rows import HourlyRow, as_utc, parse_rows
+from elt.sources.rows import HourlyRow, parse_rows
+from elt.utc import as_utc
 
 log = logging.getLogger(__name__)
 

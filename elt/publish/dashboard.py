@@ -22,6 +22,7 @@ from elt.config import Project
 from elt.errors import ConfigError, PublishError
 from elt.logs import redact
 from elt.publish.superset_bundle import build_bundle
+from elt.publish.superset_import import DATABASE_URI_ENV
 from elt.publish.tables import serving_tables
 from elt.publish.uri import without_password
 
@@ -114,7 +115,7 @@ def import_dashboard(
             "no %s or SERVING_DSN: the database keeps the bundle's URI from database.yaml", SERVING_URI_ENV
         )
     else:
-        env["ELT_SUPERSET_DATABASE_URI"] = uri
+        env[DATABASE_URI_ENV] = uri
     project.target_dir.mkdir(parents=True, exist_ok=True)
     bundle = build_bundle(
         source,

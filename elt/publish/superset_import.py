@@ -24,6 +24,8 @@ import zipfile
 
 import yaml
 
+#: How ``elt dashboard import`` hands this script the database URI (never on a command line).
+DATABASE_URI_ENV = "ELT_SUPERSET_DATABASE_URI"
 MODEL_TYPES = {"datasets": "SqlaTable", "charts": "Slice", "dashboards": "Dashboard"}
 
 
@@ -80,7 +82,7 @@ def main(argv: list[str]) -> int:
         database_yaml = next(
             yaml.safe_load(text) for name, text in contents.items() if name.startswith("databases/")
         )
-        uri = os.environ.get("ELT_SUPERSET_DATABASE_URI")
+        uri = os.environ.get(DATABASE_URI_ENV)
         if uri:
             get_or_create_db(database_yaml["database_name"], uri, always_create=False)
             db.session.commit()

@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -29,6 +29,7 @@ from elt.config import Project
 from elt.errors import ConfigError, PublishError
 from elt.publish import postgres
 from elt.publish.tables import Column, ServingTable, serving_tables
+from elt.utc import as_utc
 
 if TYPE_CHECKING:
     from elt.models.changes import RunChanges
@@ -64,10 +65,6 @@ class PublishResult:
         }
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
 def convert_value(column: Column, value: Any) -> Any:
     """A MongoDB value as the Python value of the column's type (None stays None, NaN becomes None)."""
     if value is None:
@@ -80,7 +77,7 @@ def convert_value(column: Column, value: Any) -> Any:
                 return value.date()
             return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
         if column.type == "datetime":
-            return _as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+            return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
         if column.type == "number":
             number = float(value)
             return None if math.isnan(number) else number
@@ -124,7 +121,7 @@ def _window_filter(db: Database, table: ServingTable) -> dict[str, Any]:
     )
     if newest is None:
         return {}
-    start = _as_utc(newest[table.window_field]) - timedelta(days=table.window_days)
+    start = as_utc(newest[table.window_field]) - timedelta(days=table.window_days)
     return {table.window_field: {"$gt": start}}
 
 
@@ -153,7 +150,7 @@ def scoped_rows(
         if window_start is not None and table.window_field:
             field_name = table.window_field
             cursor = (
-                d for d in cursor if d.get(field_name) is not None and _as_utc(d[field_name]) > window_start
+                d for d in cursor if d.get(field_name) is not None and as_utc(d[field_name]) > window_start
             )
         yield from _documents(project, table, cursor)
 
@@ -268,8 +265,8 @@ def _window_start(conn: psycopg.Connection, db: Database, table: ServingTable,
     for scope in scopes:
         for doc in db[table.collection].find(scope, {table.window_field: 1, "_id": 0}):  # type: ignore[index]
             value = doc.get(table.window_field)
-            if value is not None and (newest is None or _as_utc(value) > newest):
-                newest = _as_utc(value)
+            if value is not None and (newest is None or as_utc(value) > newest):
+                newest = as_utc(value)
     return newest - timedelta(days=table.window_days) if newest is not None else None
 
 

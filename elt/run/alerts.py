@@ -3,14 +3,14 @@
 The payload has a ``text`` line (what Slack, Mattermost and Teams incoming webhooks display) plus structured
 fields; every string in it is redacted and it never carries a URI, token or password. The webhook URL itself is
 a secret (chat webhooks embed a token): it is never logged, only its host. Delivery is retried with exponential
-backoff on connection errors, 429 and 5xx. Stale-station alerts are sent when a station becomes stale and then
+backoff on connection errors, 429 and 5xx (honouring ``Retry-After``). Stale-station alerts are sent when a station becomes stale and then
 at most every ``ELT_ALERT_REPEAT_HOURS`` (24) while it stays stale; the state lives in ``elt_alerts``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,14 +22,17 @@ import requests
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from elt.errors import ConfigError
 from elt.logs import redact
 from elt.owned import ALERTS_COLLECTION
+from elt.retry import BackoffWait, Transient, parse_retry_after, retrying
+from elt.settings import settings
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_ENV = "ELT_ALERT_WEBHOOK_URL"
-REPEAT_ENV = "ELT_ALERT_REPEAT_HOURS"
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: The longest wait between two deliveries (caps a receiver's ``Retry-After``).
+RETRY_AFTER_MAX_S = 60.0
 
 
 @dataclass
@@ -50,16 +53,12 @@ class AlertDelivery:
 
 def webhook_url() -> str | None:
     """The webhook from the environment (``ELT_ALERT_WEBHOOK_URL``, or a file named by ``..._FILE``)."""
-    if os.environ.get(WEBHOOK_ENV):
-        return os.environ[WEBHOOK_ENV].strip()
-    path = os.environ.get(f"{WEBHOOK_ENV}_FILE")
-    if path:
-        try:
-            with open(path) as handle:
-                return handle.read().strip() or None
-        except OSError as exc:
-            log.error("%s_FILE=%s: cannot read the webhook URL (%s); alerts are off", WEBHOOK_ENV, path, exc)
-    return None
+    try:
+        url = settings().alert_webhook_url
+    except ConfigError as exc:
+        log.error("%s; alerts are off", exc)
+        return None
+    return url.get_secret_value().strip() if url else None
 
 
 def _scrub(value: Any) -> Any:
@@ -82,32 +81,41 @@ def send_alert(
     backoff_s: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> AlertDelivery:
-    """POST ``payload`` (scrubbed) to the webhook; retries 429/5xx/connection errors with backoff 1, 2, 4 s."""
+    """POST ``payload`` (scrubbed) to the webhook; retries 429/5xx/connection errors with backoff 1, 2, 4 s
+    (or the receiver's ``Retry-After``, at most ``RETRY_AFTER_MAX_S``)."""
     event = str(payload.get("event", "alert"))
     url = url or webhook_url()
     if not url:
-        return AlertDelivery(event, sent=False, error=f"no webhook configured ({WEBHOOK_ENV} is unset)")
+        return AlertDelivery(
+            event, sent=False, error="no webhook configured (ELT_ALERT_WEBHOOK_URL is unset)"
+        )
     host = urlsplit(url).hostname or "?"
     body = _scrub(payload)
     delivery = AlertDelivery(event, sent=False)
-    for attempt in range(1, attempts + 1):
-        delivery.attempts = attempt
+
+    def post() -> None:
+        delivery.attempts += 1
         try:
             response = requests.post(url, json=body, timeout=timeout_s)
-            delivery.http_status = response.status_code
-            if response.status_code < 300:
-                delivery.sent, delivery.error = True, None
-                log.info("alert %s delivered to %s (attempt %d)", event, host, attempt)
-                return delivery
-            delivery.error = f"HTTP {response.status_code}"
-            if response.status_code not in RETRY_STATUSES:
-                break
         except requests.RequestException as exc:
-            delivery.error = f"{type(exc).__name__}"
-        if attempt < attempts:
-            sleep(backoff_s * 2 ** (attempt - 1))
-    log.error("alert %s could not be delivered to %s after %d attempt(s): %s", event, host,
-              delivery.attempts, delivery.error)  # fmt: skip
+            delivery.error = type(exc).__name__
+            raise Transient(delivery.error) from None
+        delivery.http_status = response.status_code
+        if response.status_code < 300:
+            delivery.sent, delivery.error = True, None
+            return
+        delivery.error = f"HTTP {response.status_code}"
+        if response.status_code in RETRY_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise Transient(delivery.error, response.status_code, retry_after)
+
+    with contextlib.suppress(Transient):
+        retrying(attempts, BackoffWait(backoff_s, RETRY_AFTER_MAX_S), sleep)(post)
+    if delivery.sent:
+        log.info("alert %s delivered to %s (attempt %d)", event, host, delivery.attempts)
+    else:
+        log.error("alert %s could not be delivered to %s after %d attempt(s): %s", event, host,
+                  delivery.attempts, delivery.error)  # fmt: skip
     return delivery
 
 
@@ -150,10 +158,7 @@ def stale_payload(project_name: str, database: str, stations: Iterable[dict[str,
 
 
 def _repeat_after() -> timedelta:
-    try:
-        return timedelta(hours=float(os.environ.get(REPEAT_ENV) or 24))
-    except ValueError:
-        return timedelta(hours=24)
+    return timedelta(hours=settings().alert_repeat_hours)
 
 
 def _sent_recently(coll: Any, kind: str, field: str, current: set[str], now: datetime) -> set[str]:

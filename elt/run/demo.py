@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,14 +22,13 @@ from zoneinfo import ZoneInfo
 from elt.config import AuthConfig, Project, StationConfig
 from elt.errors import ConfigError
 from elt.owned import DAILY_MODEL
+from elt.settings import settings
 
 log = logging.getLogger(__name__)
 
 #: Days of history the demo simulator serves (enough for daily means, forecasts and their backtest).
 DEMO_WINDOW_DAYS = 60
 DEMO_SEED = 42
-#: Freeze the demo clock at this ISO instant instead of 30 minutes into the current hour (tests, screenshots).
-DEMO_NOW_ENV = "ELT_DEMO_NOW"
 
 
 def demo_database(project: Project) -> str:
@@ -41,15 +39,9 @@ def demo_database(project: Project) -> str:
 
 def demo_now() -> datetime:
     """The demo's frozen instant: ``ELT_DEMO_NOW`` or 30 minutes into the current UTC hour."""
-    raw = os.environ.get(DEMO_NOW_ENV)
-    if raw:
-        try:
-            value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ConfigError(
-                f"{DEMO_NOW_ENV}={raw!r}: expected an ISO time, e.g. 2024-09-09T10:30Z"
-            ) from None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    frozen = settings().demo_now
+    if frozen is not None:
+        return frozen
     now = datetime.now(timezone.utc)
     return now.replace(minute=30, second=0, microsecond=0) if now.minute >= 30 else (
         now.replace(minute=0, second=0, microsecond=0) + timedelta(minutes=30) - timedelta(hours=1)

@@ -30,6 +30,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from elt.errors import RunLockedError, StoreError
 from elt.owned import LOCKS_COLLECTION
 from elt.store import pid_alive
+from elt.utc import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class Lease:
                 raise RunLockedError(
                     describe_holder(self.collection.find_one({"_id": self.name}) or doc, now)
                 ) from None
-        expired = current.get("expires_at") is not None and _as_utc(current["expires_at"]) < now
+        expired = current.get("expires_at") is not None and as_utc(current["expires_at"]) < now
         if not expired and not holder_is_dead(current, self.owner):
             raise RunLockedError(describe_holder(current, now))
         # Conditional on the exact holder we judged: two contenders can never both take it over.
@@ -212,16 +213,12 @@ class Lease:
         self.release()
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
 def describe_holder(doc: dict[str, Any], now: datetime | None = None) -> str:
     """The documented busy message: who holds the lease, since when, until when, and what to do."""
     now = now or _utcnow()
     owner = doc.get("owner") or {}
-    expires = _as_utc(doc["expires_at"]) if doc.get("expires_at") else now
-    since = _as_utc(doc["acquired_at"]) if doc.get("acquired_at") else now
+    expires = as_utc(doc["expires_at"]) if doc.get("expires_at") else now
+    since = as_utc(doc["acquired_at"]) if doc.get("acquired_at") else now
     return (
         f"another elt run is in progress (run {doc.get('run_id') or '?'} on {owner.get('host', '?')}, "
         f"pid {owner.get('pid', '?')}, since {since:%Y-%m-%d %H:%M:%S} UTC); its lease expires in "

@@ -29,10 +29,11 @@ from pymongo.errors import PyMongoError
 from elt import __version__
 from elt.logs import redact
 from elt.owned import RUNS_COLLECTION
+from elt.run import STEP_NAMES
+from elt.utc import as_utc
 
 log = logging.getLogger(__name__)
 
-STEP_NAMES: tuple[str, ...] = ("load", "transform", "test", "forecast", "publish")
 ABORTED_MESSAGE = "the process ended without finishing (killed or crashed); a later run took over"
 
 
@@ -140,7 +141,7 @@ class RunLog:
             "status": status,
             "error": _clean(error),
             "finished_at": finished,
-            "seconds": round((finished - _as_utc(self.started_at)).total_seconds(), 3),
+            "seconds": round((finished - as_utc(self.started_at)).total_seconds(), 3),
             "full": all(name in done for name in STEP_NAMES),
             "current_step": None,
         })  # fmt: skip
@@ -151,10 +152,6 @@ class RunLog:
             self.collection.update_one({"_id": self.run_id}, {"$set": fields})
         except PyMongoError as exc:
             log.warning("could not update the run log %s: %s", self.run_id, redact(str(exc))[:300])
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 def mark_abandoned(db: Database, current_run_id: str) -> int:

@@ -23,15 +23,10 @@ from elt.owned import FRESHNESS_MODEL as FRESHNESS_COLLECTION
 from elt.owned import RAW_HOURLY_COLLECTION as RAW_COLLECTION
 from elt.run.lock import read_lease
 from elt.run.runlog import last_successful_run, recent_runs
+from elt.utc import as_utc_or_none
 
 #: Pollutants whose freshness is shown (the marts' pollutants).
 POLLUTANTS: tuple[str, ...] = ("co", "pm25")
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def _age_hours(ts: datetime | None, now: datetime) -> float | None:
@@ -124,7 +119,7 @@ def _run_brief(run: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return _as_utc(value).isoformat().replace("+00:00", "Z")
+        return as_utc_or_none(value).isoformat().replace("+00:00", "Z")
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -155,7 +150,7 @@ def _freshness_from_raw(db: Database) -> dict[tuple[str, str], dict[str, Any]]:
 
 def build_status(project: Project, db: Database, now: datetime | None = None, runs: int = 5) -> StatusReport:
     """Read the run log, the lease and the freshness of every configured station."""
-    now = _as_utc(now) or datetime.now(timezone.utc)
+    now = as_utc_or_none(now) or datetime.now(timezone.utc)
     names = set(db.list_collection_names())
     if FRESHNESS_COLLECTION in names and db[FRESHNESS_COLLECTION].estimated_document_count():
         source, fresh = FRESHNESS_COLLECTION, _freshness_from_mart(db)
@@ -167,9 +162,9 @@ def build_status(project: Project, db: Database, now: datetime | None = None, ru
         pollutants = []
         for p in POLLUTANTS:
             doc = fresh.get((cfg.id, p), {})
-            valid = _as_utc(doc.get("last_valid_ts"))
+            valid = as_utc_or_none(doc.get("last_valid_ts"))
             age = _age_hours(valid, now)
-            pollutants.append(PollutantFreshness(p, _as_utc(doc.get("last_ts")), valid, age,
+            pollutants.append(PollutantFreshness(p, as_utc_or_none(doc.get("last_ts")), valid, age,
                                                  age is None or age > threshold))  # fmt: skip
         last = max((p.last_ts for p in pollutants if p.last_ts is not None), default=None)
         age = _age_hours(last, now)

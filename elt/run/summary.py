@@ -3,7 +3,7 @@ with completeness, the next two hours' forecasts, and where the data is."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING
@@ -16,6 +16,7 @@ from rich.text import Text
 from elt.config import Project
 from elt.owned import DAILY_MODEL, FORECASTS_COLLECTION, RAW_HOURLY_COLLECTION, RUNS_COLLECTION, STAGING_MODEL
 from elt.run.status import StatusReport
+from elt.utc import as_utc
 
 #: How many local days of daily means the summary shows per station.
 SUMMARY_DAYS = 3
@@ -29,8 +30,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
 def _utc(value: datetime | None) -> str:
     if value is None:
         return "-"
-    value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-    return f"{value:%Y-%m-%d %H:%M}"
+    return f"{as_utc(value):%Y-%m-%d %H:%M}"
 
 
 def run_line(record: dict[str, Any]) -> Text:

@@ -7,7 +7,6 @@ The same entry point serves the CLI, the Airflow DAG (``steps=["load"]`` with th
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,26 +18,19 @@ from pymongo.database import Database
 from elt.config import Project
 from elt.errors import EXIT_FAILED, EXIT_OK, ConfigError, EltError
 from elt.logs import redact
-from elt.run.lock import DEFAULT_TTL_S, Lease
-from elt.run.runlog import STEP_NAMES, RunLog, mark_abandoned, new_run_id
+from elt.run import STEP_NAMES
+from elt.run.lock import Lease
+from elt.run.runlog import RunLog, mark_abandoned, new_run_id
 from elt.run.steps import BLOCKS, STEPS, StepContext, StepFunction, StepOutcome, StepSkipped
 from elt.run.window import RunWindow, resolve_window
+from elt.settings import settings
 
 log = logging.getLogger(__name__)
-
-LEASE_TTL_ENV = "ELT_RUN_LEASE_TTL_S"
 
 
 def lease_ttl_s() -> float:
     """Lease time-to-live: ``ELT_RUN_LEASE_TTL_S`` or 300 s (a vanished host blocks runs at most this long)."""
-    raw = os.environ.get(LEASE_TTL_ENV)
-    try:
-        value = float(raw) if raw else DEFAULT_TTL_S
-    except ValueError:
-        raise ConfigError(f"{LEASE_TTL_ENV}={raw!r}: expected seconds, e.g. 300") from None
-    if value < 3:
-        raise ConfigError(f"{LEASE_TTL_ENV}={raw!r}: must be at least 3 seconds")
-    return value
+    return settings().run_lease_ttl_s
 
 
 @dataclass

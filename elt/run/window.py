@@ -16,7 +16,6 @@ partitions it answers for (data tests judge freshness at its end).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -25,32 +24,18 @@ from pymongo.database import Database
 
 from elt.errors import ConfigError
 from elt.run.runlog import last_successful_run
-
-#: Default lookback before the last successful run's end (env ``ELT_RUN_LOOKBACK_HOURS`` overrides).
-DEFAULT_LOOKBACK_HOURS = 48.0
+from elt.settings import settings
+from elt.utc import as_utc
 
 
 def default_lookback_hours() -> float:
-    """The lookback in hours: ``ELT_RUN_LOOKBACK_HOURS`` or 48."""
-    raw = os.environ.get("ELT_RUN_LOOKBACK_HOURS")
-    if not raw:
-        return DEFAULT_LOOKBACK_HOURS
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"ELT_RUN_LOOKBACK_HOURS={raw!r}: expected a number of hours, e.g. 48") from None
-    if value < 0:
-        raise ConfigError(f"ELT_RUN_LOOKBACK_HOURS={raw!r}: must be >= 0")
-    return value
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    """The lookback in hours before the last successful run's end: ``ELT_RUN_LOOKBACK_HOURS`` or 48."""
+    return settings().run_lookback_hours
 
 
 def floor_hour(value: datetime) -> datetime:
     """The start of the UTC hour ``value`` falls in."""
-    return _as_utc(value).replace(minute=0, second=0, microsecond=0)
+    return as_utc(value).replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -99,12 +84,12 @@ def resolve_window(
     now: datetime | None = None,
 ) -> RunWindow:
     """The window of a run (see the module docstring); a ConfigError if the explicit bounds are unusable."""
-    now = _as_utc(now or datetime.now(timezone.utc))
+    now = as_utc(now or datetime.now(timezone.utc))
     if end is not None and start is None:
         raise ConfigError("--end needs --start: an explicit window is exact, give both (UTC), e.g. "
                           "--start 2024-09-01 --end 2024-09-02")  # fmt: skip
     if start is not None:
-        start, end = _as_utc(start), _as_utc(end) if end is not None else now
+        start, end = as_utc(start), as_utc(end) if end is not None else now
         if start >= end:
             raise ConfigError(f"--start ({start:%Y-%m-%d %H:%M}) must be before --end ({end:%Y-%m-%d %H:%M})")
         return RunWindow(start, end, "explicit")
@@ -112,5 +97,5 @@ def resolve_window(
     if last is None or not (last.get("window") or {}).get("end"):
         return RunWindow(None, now, "initial")
     lookback = default_lookback_hours() if lookback_hours is None else lookback_hours
-    anchor = min(_as_utc(last["window"]["end"]), now)
+    anchor = min(as_utc(last["window"]["end"]), now)
     return RunWindow(anchor - timedelta(hours=lookback), now, "incremental")

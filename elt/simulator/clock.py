@@ -6,7 +6,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from elt.simulator.timeutil import as_utc
+from elt.utc import as_utc
 
 
 class SimClock:

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from elt.simulator.response import Row, RowsTransform
-from elt.simulator.timeutil import TIMESTAMP_FORMAT, as_utc
+from elt.simulator.timeutil import TIMESTAMP_FORMAT
+from elt.utc import as_utc
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 from elt.simulator.auth import TOKEN_PATH
-from elt.simulator.timeutil import as_utc
+from elt.utc import as_utc
 
 if TYPE_CHECKING:
     from elt.simulator.server import AirQinoSimulator

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from elt.simulator.timeutil import as_utc, hour_of
+from elt.simulator.timeutil import hour_of
+from elt.utc import as_utc
 
 Row = dict[str, Any]
 #: Relative humidity saturates at this value in AirQino data.

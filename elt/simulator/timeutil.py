@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from elt.utc import as_utc
+
 #: The API's timestamp format: UTC, no zone, labels the START of the hour.
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: The format of the optional ``start_date``/``end_date`` query parameters.
 QUERY_DATE_FORMAT = "%Y%m%d-%H%M"
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime (a naive datetime is taken to be UTC already)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def hour_of(moment: datetime) -> int:

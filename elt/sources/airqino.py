@@ -22,6 +22,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import requests
+from tenacity import RetryCallState
 
 from elt.config import SourceConfig
 from elt.errors import ConfigError, SourceError
@@ -32,8 +33,9 @@ from elt.owned import (
     RAW_HOURLY_COLLECTION,
     RAW_REJECTS_COLLECTION,
 )
+from elt.retry import BackoffWait, Transient, backoff_seconds, parse_retry_after, retrying
 from elt.sources.base import FetchedResponse, FetchError
-from elt.sources.rows import as_utc
+from elt.utc import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +99,6 @@ class AirqinoSource:
         if not data:
             raise SourceError(f"{where}: the response has no rows (empty 'data'); nothing to load")
         return data
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, http_status: int | None = None, retry_after: float | None = None):
-        super().__init__(message)
-        self.http_status = http_status
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -194,10 +189,37 @@ class AirqinoClient:
         url = self.settings.base_url + AirqinoSource.path(station_id)
         params = AirqinoSource.date_params(since, until) if self.settings.send_date_range else {}
         shown = redact(requests.Request("GET", url, params=params).prepare().url or url)
-        refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
+        wait = BackoffWait(self.settings.backoff_base_s, self.settings.backoff_max_s, self._rng)
+
+        def log_retry(state: RetryCallState) -> None:
+            failure, pause = state.outcome.exception() if state.outcome else None, state.upcoming_sleep
+            log.warning("station %s: %s; retry %d/%d in %.1f s", station_id, failure, state.attempt_number,
+                        self.settings.retries, pause)  # fmt: skip
+
+        policy = retrying(self.settings.retries + 1, wait, self._sleep, log_retry)
+        try:
+            for attempt in policy:
+                with attempt:
+                    return self._fetch_once(
+                        station_id, url, params, shown, attempt.retry_state.attempt_number
+                    )
+        except Transient as failure:
+            attempts = policy.statistics.get("attempt_number", self.settings.retries + 1)
+            raise FetchError(
+                f"{shown}: {failure} after {attempts} attempts; the API may be down or slow "
+                f"(source.timeout_s={self.settings.timeout_s:g}, source.retries={self.settings.retries})",
+                shown,
+                failure.http_status,
+                0,
+                attempts,
+            ) from None
+        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
+
+    def _fetch_once(
+        self, station_id: str, url: str, params: dict[str, str], shown: str, attempt: int
+    ) -> FetchedResponse:
+        """One GET (plus one token refresh on a 401 in password mode); ``Transient`` when worth retrying."""
+        for refresh_allowed in (True, False):
             try:
                 response = self._session().get(
                     url, params=params, headers=self._auth_headers(), timeout=self.settings.timeout_s
@@ -208,71 +230,38 @@ class AirqinoClient:
                 requests.ConnectionError,
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
-                failure = _Retryable(f"{type(exc).__name__}: {_short(exc)}")
-            else:
-                status = response.status_code
-                if status in (401, 403):
-                    if self.settings.auth_mode == "password" and not refreshed:
-                        refreshed = True
-                        self._invalidate_token()
-                        continue
-                    raise FetchError(
-                        f"{shown}: HTTP {status}. {AUTH_HINT}", shown, status, len(body), attempt
-                    )
-                if status == 429 or status >= 500:
-                    failure = _Retryable(
-                        f"HTTP {status}{_html_hint(body)}",
-                        status,
-                        _retry_after(response.headers.get("Retry-After")),
-                    )
-                elif status >= 400:
-                    raise FetchError(
-                        f"{shown}: HTTP {status}: {_snippet(body)}", shown, status, len(body), attempt
-                    )
-                else:
-                    payload = _decode_json(
-                        body, response.headers.get("Content-Type", ""), shown, status, attempt
-                    )
-                    return FetchedResponse(
-                        station_id=station_id,
-                        url=shown,
-                        http_status=status,
-                        bytes=len(body),
-                        payload=payload,
-                        fetched_at=_server_time(response.headers.get("Date")),
-                        attempts=attempt,
-                    )
-            if attempt > self.settings.retries:
-                raise FetchError(
-                    f"{shown}: {failure} after {attempt} attempts; the API may be down or slow "
-                    f"(source.timeout_s={self.settings.timeout_s:g}, source.retries={self.settings.retries})",
-                    shown,
-                    failure.http_status,
-                    0,
-                    attempt,
-                )
-            wait = self.backoff(attempt, failure.retry_after)
-            log.warning(
-                "station %s: %s; retry %d/%d in %.1f s",
-                station_id,
-                failure,
-                attempt,
-                self.settings.retries,
-                wait,
+                raise Transient(f"{type(exc).__name__}: {_short(exc)}") from None
+            status = response.status_code
+            if status not in (401, 403):
+                break
+            if not (refresh_allowed and self.settings.auth_mode == "password"):
+                raise FetchError(f"{shown}: HTTP {status}. {AUTH_HINT}", shown, status, len(body), attempt)
+            self._invalidate_token()
+        if status == 429 or status >= 500:
+            raise Transient(
+                f"HTTP {status}{_html_hint(body)}",
+                status,
+                parse_retry_after(response.headers.get("Retry-After")),
             )
-            self._sleep(wait)
+        if status >= 400:
+            raise FetchError(f"{shown}: HTTP {status}: {_snippet(body)}", shown, status, len(body), attempt)
+        payload = _decode_json(body, response.headers.get("Content-Type", ""), shown, status, attempt)
+        return FetchedResponse(
+            station_id=station_id,
+            url=shown,
+            http_status=status,
+            bytes=len(body),
+            payload=payload,
+            fetched_at=_server_time(response.headers.get("Date")),
+            attempts=attempt,
+        )
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds before retry ``attempt`` (1-based): Retry-After if given, else exponential + jitter.
-
-        Both are capped at ``backoff_max_s``. Jitter is "equal jitter": half the exponential step is
-        fixed, half random, so parallel stations do not retry in lockstep.
-        """
-        cap = self.settings.backoff_max_s
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), cap)
-        step = min(self.settings.backoff_base_s * 2 ** (attempt - 1), cap)
-        return step / 2 + self._rng.uniform(0, step / 2)
+        """Seconds before retry ``attempt`` (1-based): Retry-After if given, else exponential + jitter (equal
+        jitter: half the step fixed, half random), both capped at ``backoff_max_s`` (see ``elt.retry``)."""
+        return backoff_seconds(
+            attempt, self.settings.backoff_base_s, self.settings.backoff_max_s, retry_after, self._rng
+        )
 
     # --- auth -----------------------------------------------------------------------------------------------
 
@@ -357,20 +346,6 @@ def _html_hint(body: bytes) -> str:
     """`` (HTML page 'title')`` when an error body is an HTML page, else empty."""
     title = _TITLE.search(body[:4000])
     return f" (HTML page {title.group(1).decode(errors='replace').strip()[:80]!r})" if title else ""
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return (as_utc(when) - datetime.now(timezone.utc)).total_seconds()
 
 
 def _server_time(value: str | None) -> datetime:

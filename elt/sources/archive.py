@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 from elt.errors import SourceError
 from elt.sources.base import FetchedResponse, FetchError
-from elt.sources.rows import as_utc, parse_timestamp
+from elt.sources.rows import parse_timestamp
+from elt.utc import as_utc
 
 #: Where inside its newest hour an archived response is assumed to have been fetched.
 ARCHIVE_FETCH_OFFSET = timedelta(minutes=30)

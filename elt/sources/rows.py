@@ -28,10 +28,12 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from elt.utc import as_utc
 
 #: Normalized names of the measures the API reports, in a stable order.
 MEASURES: tuple[str, ...] = ("co", "pm25", "pm10", "no2", "o3", "t", "rh", "t_int")
@@ -56,11 +58,6 @@ def floor_hour(moment: datetime) -> datetime:
     """The UTC start of the hour containing ``moment`` (naive values are taken as UTC)."""
     moment = as_utc(moment)
     return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime (naive values are taken as UTC, as pymongo returns them)."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def parse_timestamp(value: Any) -> datetime:

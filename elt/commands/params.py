@@ -1,0 +1,67 @@
+"""Click parameters shared by the commands: a UTC time, ``--json`` and ``--vars``.
+
+Kept light (click and the standard library only), since ``elt.cli`` imports every command at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+
+from elt.utc import as_utc
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+VARS_EXAMPLE = "'{min_hours_per_day: 20}'"
+
+
+class UtcTime(click.ParamType):
+    """``2024-09-09``, ``2024-09-09 10:00``, ISO 8601 or Airflow's ``2024-09-09 10:00:00+00:00``; no zone = UTC.
+
+    Always an aware UTC datetime (a value with another zone is converted).
+    """
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        """The value as aware UTC, or a usage error with an example."""
+        if isinstance(value, datetime):
+            return as_utc(value)
+        try:
+            return as_utc(datetime.fromisoformat(str(value).strip().replace("Z", "+00:00")))
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a time: use e.g. 2024-09-09, '2024-09-09 10:00' or '2024-09-09T10:00Z' (UTC)",
+                param,
+                ctx,
+            )
+
+
+def json_option(help: str) -> Callable[[F], F]:  # noqa: A002 - click's word
+    """``--json`` (the parameter ``as_json``): print the command's result as JSON on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def vars_option(func: F) -> F:
+    """``--vars YAML`` (the parameter ``vars_text``): override project vars; read it with ``parse_vars``."""
+    return click.option("--vars", "vars_text", metavar="YAML", help=f"Override vars, e.g. {VARS_EXAMPLE}.")(
+        func
+    )
+
+
+def parse_vars(text: str | None) -> dict[str, Any]:
+    """``--vars`` as a mapping (YAML or JSON), or a usage error."""
+    if not text:
+        return {}
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"not valid YAML/JSON: {exc}", param_hint="--vars") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"expected a mapping, e.g. {VARS_EXAMPLE}", param_hint="--vars")
+    return value
