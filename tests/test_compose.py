@@ -146,8 +146,9 @@ def test_the_replica_profile_is_a_three_member_replica_set_with_keyfile_auth(com
     assert all(f"mongo-rs{i}:27017" in script for i in range(3)) and '_id: "rs0"' in script
     assert members[0]["environment"]["MONGO_INITDB_ROOT_PASSWORD"] == "change-me"
     keyfile = services["mongo-keyfile"]
-    assert keyfile["profiles"] == ["replica"] and keyfile["environment"]["MONGO_REPLICA_KEY"] == "change-me"
-    assert "change-me" in (REPO_ROOT / "docker" / "mongo" / "replica-keyfile.sh").read_text()  # refused
+    assert keyfile["profiles"] == ["replica"] and keyfile["environment"]["MONGO_REPLICA_KEY"] == ""
+    script = (REPO_ROOT / "docker" / "mongo" / "replica-keyfile.sh").read_text()
+    assert 'if [[ -z "$key" || "$key" == "change-me" ]]' in script  # refused: the members never start keyless
 
 
 def test_every_reference_resolves_to_a_service_a_volume_or_a_file(compose: dict[str, Any]) -> None:
@@ -230,3 +231,11 @@ def test_no_secret_value_is_committed() -> None:
             if not _PLACEHOLDER.match(match.group(1)):
                 problems.append(f"{relative}: a URI with an inline password ({match.group(0)[:20]}...)")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("key", ["", "change-me", "short"])
+def test_the_replica_keyfile_service_refuses_a_missing_or_placeholder_key(key: str) -> None:
+    script = REPO_ROOT / "docker" / "mongo" / "replica-keyfile.sh"
+    done = subprocess.run(["bash", str(script)], env={"PATH": "/usr/bin:/bin", "MONGO_REPLICA_KEY": key},
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 2 and "MONGO_REPLICA_KEY" in done.stderr
