@@ -9,7 +9,9 @@ unchanged documents untouched, same key verification. What differs:
   station's rows already processed): shards never move each other's watermark, and a station that moves to
   another shard (stations added, another N) goes on from its own watermark;
 - a shard never builds "in full" (no deleting the documents of other runs, which belong to other shards): a
-  station's first build, or one after the model's definition changed, recomputes all of that station's rows;
+  station's first build, or one after the model's definition changed, recomputes all of that station's rows
+  (a station without state of its own starts from the unsharded build's watermark when that one is complete
+  and current: switching a running project to shards rebuilds nothing);
 - its change records go under ``<run_id>#shard-i-of-N`` (merged by the ``--after-shards`` call).
 
 Only models partitioned by ``station_id`` that read a source with an ``event_time`` can be sharded; anything
@@ -35,7 +37,9 @@ from elt.models.project import ModelNode, ModelProject
 from elt.models.selection import selected_models
 from elt.run.shards import PER_STATION_SELECTOR, Shard, shard_record_id
 from elt.transform.intervals import (
+    PENDING_FULL_BUILD,
     STATE_COLLECTION,
+    read_state,
     stored_watermarks,
     time_range_batches,
     write_state,
@@ -70,6 +74,16 @@ def _check_shardable(mp: ModelProject, model: ModelNode) -> None:
         )
 
 
+def _unsharded_watermark(db: Database, model: ModelNode) -> datetime | None:
+    """The watermark of the model's last unsharded build (``elt transform``), when it is complete and of the
+    current definition: every station's rows up to it are built, so switching to shards rebuilds nothing."""
+    state = read_state(db, model.unique_id)
+    if (state is None or state.get("checksum") != model.checksum or state.get(PENDING_FULL_BUILD)
+            or not db.list_collection_names(filter={"name": model.collection})):  # fmt: skip
+        return None
+    return stored_watermarks(state).get(model.from_id)
+
+
 def _changed_groups(db: Database, source: str, change_field: str, event_time: str,
                     after: dict[str, datetime | None]) -> list[dict[str, Any]]:  # fmt: skip
     """Changed (station, day) groups of ``source``: per station, its rows newer than its own watermark."""
@@ -96,11 +110,18 @@ def build_shard(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContex
     event_time = model.spec.event_time or ""
     states = {d["_id"]: d for d in db[STATE_COLLECTION].find(
         {"_id": {"$in": [station_state_id(model, s) for s in station_ids]}})}  # fmt: skip
+    seed = _unsharded_watermark(db, model)
     after: dict[str, datetime | None] = {}
     for sid in station_ids:
         state = states.get(station_state_id(model, sid))
-        fresh = state is None or state.get("checksum") != model.checksum
-        after[sid] = None if fresh else stored_watermarks(state).get(model.from_id)
+        if state is None:  # never built per station: go on from the unsharded build's watermark, if any
+            after[sid] = seed
+        else:
+            after[sid] = (
+                stored_watermarks(state).get(model.from_id)
+                if state.get("checksum") == model.checksum
+                else None
+            )
     source = mp.collection_of(model.from_id)
     change_field = mp.sources[model.from_id].spec.loaded_at_field or "_loaded_at"
     groups = _changed_groups(db, source, change_field, event_time, after)

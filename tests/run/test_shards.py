@@ -133,5 +133,10 @@ def test_three_shards_then_the_marts_equal_one_process(
         again = RunTask(project, mongo_db, steps=["transform"], run_id="sharded-2", shard=Shard(1, 3),
                         now=SIMULATOR_NOW, alerts=False).run()  # fmt: skip
         assert again.ok and again.record["shards"]["transform-1-of-3"]["counts"]["partitions"] == 0
+
+        # a project that ran unsharded switches to shards: they go on from its watermark, rebuilding nothing
+        switched = RunTask(project, single, steps=["transform"], run_id="switched", shard=Shard(0, 2),
+                           now=SIMULATOR_NOW, alerts=False).run()  # fmt: skip
+        assert switched.ok and switched.record["shards"]["transform-0-of-2"]["counts"]["partitions"] == 0
     finally:
         mongo_client.drop_database(single.name)
