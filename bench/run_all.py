@@ -3,6 +3,7 @@
     python -m bench                      # defaults: the whole bench in well under 15 minutes on 2 cores
     python -m bench --w2-stations 100    # W2 at the full 100 stations x 1 year (~876k rows; long on SecantusDB)
     python -m bench --only W1,W3         # a subset
+    python -m bench --only W6 --w6-stations 100  # W6 scale (not in the default set: a full year per station)
     python -m bench --refresh-committed  # also replace the committed bench/results/latest.json (README figures)
 
 The result goes to ``target/`` (git-ignored) by default, so a bench run leaves ``git status`` clean; only
@@ -27,12 +28,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import w1_hourly, w2_scale, w3_seed, w4_throughput, w5_history
+from bench import w1_hourly, w2_scale, w3_seed, w4_throughput, w5_history, w6_scale
 from bench.cycle import transform_available
 from bench.harness import REPO_ROOT, bench_server, git_commit, machine_info
 
 log = logging.getLogger("bench")
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+#: What ``python -m bench`` runs without ``--only`` (W6 is long: asked for by name).
+DEFAULT_WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
 DEFAULT_OUTPUT = REPO_ROOT / "target" / "bench" / "latest.json"
 #: The committed result the README's Performance section quotes (written only with ``--refresh-committed``).
 COMMITTED_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.json"
@@ -43,7 +46,8 @@ FLAT_TOLERANCE = 1.25
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line (every size is a flag)."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(WORKLOADS), help="Comma-separated workloads to run.")
+    parser.add_argument("--only", default=",".join(DEFAULT_WORKLOADS), help="Comma-separated workloads to run "
+                        f"(default {','.join(DEFAULT_WORKLOADS)}; W6 only when named).")  # fmt: skip
     parser.add_argument(
         "--w1-cycles", type=int, default=3, help="W1 hourly load + transform cycles after the initial build."
     )
@@ -62,6 +66,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--w5-years", default="1,2,4", help="W5 history lengths in years.")
     parser.add_argument("--w5-cycles", type=int, default=2, help="W5 hourly `elt run`s per history length.")
+    parser.add_argument("--w6-stations", type=int, default=5, help="W6 stations (the issue: 100, 300, 1000).")
+    parser.add_argument("--w6-days", type=int, default=365, help="W6 days of history per station.")
+    parser.add_argument(
+        "--w6-concurrency", type=int, default=4, help="W6 parallel fetches (source.concurrency)."
+    )
+    parser.add_argument("--w6-latency", default="12,127", help="W6 fetch delay range, seconds (min,max).")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Where to save the JSON.")
     parser.add_argument(
         "--refresh-committed", action="store_true",
@@ -161,7 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "commit": git_commit(),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
-        "sizes": {k: v for k, v in vars(args).items() if k.startswith(("w1", "w2", "w3", "w4", "w5"))},
+        "sizes": {k: v for k, v in vars(args).items() if k.startswith(("w1", "w2", "w3", "w4", "w5", "w6"))},
         "transform_available": transform_available(),
         "command": "python -m bench " + " ".join(sys.argv[1:]),
     }
@@ -183,6 +193,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "W4": lambda: w4_throughput.run(server, work_dir, stations=args.w4_stations, shared=shared),
                 "W5": lambda: w5_history.run(
                     server, work_dir, years=tuple(float(y) for y in args.w5_years.split(",")), cycles=args.w5_cycles
+                ),
+                "W6": lambda: w6_scale.run(
+                    server, work_dir, stations=args.w6_stations, days=args.w6_days, concurrency=args.w6_concurrency,
+                    latency=tuple(float(x) for x in args.w6_latency.split(",")),  # type: ignore[arg-type]
                 ),
             }  # fmt: skip
             for name in WORKLOADS:

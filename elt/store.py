@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from filelock import FileLock, Timeout
 from pymongo import ASCENDING, MongoClient
@@ -36,6 +36,11 @@ EMBEDDED_START_TIMEOUT_S = 60.0
 #: server (without it one of 8 kill trials lost an acknowledged write). Cost: docs/models.md, crash safety.
 EMBEDDED_DURABILITY_ARGS: tuple[str, ...] = ("--sync-on-commit",)
 LOCK_TIMEOUT_S = 120.0
+#: Every write of the project waits for a majority of the replica set (it survives a failover: no acknowledged
+#: write is rolled back) and is retried once after a network error or an election (retryable writes). On a
+#: standalone server (the embedded one included) majority is the one server and nothing is retried. An option
+#: in the URI (``w=1``, ``retryWrites=false``: per target, through its MONGO_URI/mongo_uri) wins.
+WRITE_OPTIONS: dict[str, Any] = {"w": "majority", "retryWrites": True}
 
 
 def redact_uri(uri: str) -> str:
@@ -97,6 +102,8 @@ def open_store(project: Project, server_timeout_ms: int = 10_000) -> Iterator[St
 def connect(uri: str, server_timeout_ms: int = 10_000) -> MongoClient:
     """A pinged MongoClient, or a StoreError naming the (redacted) server and what to check."""
     options: dict[str, Any] = {"appname": "airqino-elt", "tz_aware": True}
+    in_uri = {key.lower() for key in parse_qs(urlsplit(uri).query)} if "?" in uri else set()
+    options |= {k: v for k, v in WRITE_OPTIONS.items() if k.lower() not in in_uri}
     if "serverselectiontimeoutms" not in uri.lower():
         options["serverSelectionTimeoutMS"] = server_timeout_ms
     if "directConnection" not in uri and "replicaSet" not in uri and "+srv" not in uri:

@@ -83,6 +83,10 @@ def test_compose_file_is_valid_against_the_compose_specification(compose: dict[s
         "airflow",
         "elt",
         "mongo",
+        "mongo-keyfile",
+        "mongo-rs0",
+        "mongo-rs1",
+        "mongo-rs2",
         "postgres",
         "preflight",
         "superset",
@@ -117,7 +121,34 @@ def test_services_wire_up_mongo_postgres_superset_elt_and_an_optional_airflow(
     }
     assert services["superset-init"]["command"] == ["superset-init"]
     assert services["airflow"]["profiles"] == ["airflow"]
-    assert all("profiles" not in s for name, s in services.items() if name != "airflow")
+    profiled = {name for name, s in services.items() if "profiles" in s}
+    assert profiled == {"airflow", "mongo-keyfile", "mongo-rs0", "mongo-rs1", "mongo-rs2"}
+
+
+def test_the_replica_profile_is_a_three_member_replica_set_with_keyfile_auth(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    members = [services[f"mongo-rs{i}"] for i in range(3)]
+    for i, member in enumerate(members):
+        assert member["profiles"] == ["replica"] and member["image"] == "mongo:7"
+        command = member["command"]
+        assert command[command.index("--replSet") + 1] == "rs0" and "--auth" in command
+        assert command[command.index("--keyFile") + 1] == "/keys/keyfile"
+        assert (
+            f"mongo-rs{i}-data:/data/db" in member["volumes"] and "mongo-keys:/keys:ro" in member["volumes"]
+        )
+        assert member["depends_on"] == {"mongo-keyfile": {"condition": "service_completed_successfully"}}
+        assert "healthcheck" in member
+    # the first member initiates the set (all three members) and creates the users, from its healthcheck
+    init = REPO_ROOT / "docker" / "mongo" / "replica-init.js"
+    assert "./docker/mongo/replica-init.js:/opt/airqino/replica-init.js:ro" in members[0]["volumes"]
+    assert members[0]["healthcheck"]["test"][-1] == "/opt/airqino/replica-init.js"
+    script = init.read_text()
+    assert all(f"mongo-rs{i}:27017" in script for i in range(3)) and '_id: "rs0"' in script
+    assert members[0]["environment"]["MONGO_INITDB_ROOT_PASSWORD"] == "change-me"
+    keyfile = services["mongo-keyfile"]
+    assert keyfile["profiles"] == ["replica"] and keyfile["environment"]["MONGO_REPLICA_KEY"] == ""
+    script = (REPO_ROOT / "docker" / "mongo" / "replica-keyfile.sh").read_text()
+    assert 'if [[ -z "$key" || "$key" == "change-me" ]]' in script  # refused: the members never start keyless
 
 
 def test_every_reference_resolves_to_a_service_a_volume_or_a_file(compose: dict[str, Any]) -> None:
@@ -200,3 +231,11 @@ def test_no_secret_value_is_committed() -> None:
             if not _PLACEHOLDER.match(match.group(1)):
                 problems.append(f"{relative}: a URI with an inline password ({match.group(0)[:20]}...)")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("key", ["", "change-me", "short"])
+def test_the_replica_keyfile_service_refuses_a_missing_or_placeholder_key(key: str) -> None:
+    script = REPO_ROOT / "docker" / "mongo" / "replica-keyfile.sh"
+    done = subprocess.run(["bash", str(script)], env={"PATH": "/usr/bin:/bin", "MONGO_REPLICA_KEY": key},
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 2 and "MONGO_REPLICA_KEY" in done.stderr

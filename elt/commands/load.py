@@ -47,6 +47,8 @@ def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
     type=UtcTime(),
     help="With --from-dir: when the archives were fetched (default: 30 min into each file's newest hour).",
 )
+@click.option("--shard", metavar="I/N", help="Only the stations of shard I of N (0-based; the k-th enabled id, sorted, is in shard k mod N): "
+              "one of N loads running in parallel.")  # fmt: skip
 @json_option("Print the result as one JSON object on stdout.")
 @click.pass_obj
 def load(
@@ -57,6 +59,7 @@ def load(
     from_dir: Path | None,
     file_map: tuple[str, ...],
     fetched_at: datetime | None,
+    shard: str | None,
     as_json: bool,
 ) -> None:
     """Land AirQino hourly data in raw_airqino_hourly: only new or changed rows are written.
@@ -80,6 +83,13 @@ def load(
         )
     project = obj.project()
     station_ids = [project.station(s).id for s in stations] or [s.id for s in project.enabled_stations()]
+    if shard is not None:
+        from elt.run.shards import parse_shard
+
+        station_ids = parse_shard(shard).stations(station_ids)
+        if not station_ids:
+            click.echo(f"shard {shard}: no station of this shard to load", err=True)
+            return
     if not station_ids:
         raise click.UsageError(
             "no station to load: every station in config/elt.yml is disabled; pass --station"

@@ -49,6 +49,10 @@ def _jsonable(value: Any) -> Any:
     "--full-tests", is_flag=True,
     help="Run every data test on everything (default: only on what this run changed, plus one full pass a day).",
 )  # fmt: skip
+@click.option("--shard", metavar="I/N", help="With --step load/transform: only the stations of shard I of N "
+              "(0-based); N such calls run in parallel under one --run-id.")  # fmt: skip
+@click.option("--after-shards", is_flag=True, help="After every --shard call of this --run-id: sum their load, "
+              "build the models that combine stations, then the later steps.")  # fmt: skip
 @click.option("--no-alerts", is_flag=True, help="Do not call the alert webhook (ELT_ALERT_WEBHOOK_URL).")
 @click.option("--no-summary", is_flag=True, help="Do not print the one-screen summary.")
 @json_option("Print the run record as JSON on stdout (no summary).")
@@ -63,6 +67,8 @@ def run(
     demo: bool,
     trigger: str,
     full_tests: bool,
+    shard: str | None,
+    after_shards: bool,
     no_alerts: bool,
     no_summary: bool,
     as_json: bool,
@@ -78,22 +84,29 @@ def run(
     elt run --step load --start '2024-09-09T10:00Z' --end '2024-09-09T11:00Z' --run-id airflow-1
     """
     from elt.run.demo import demo_environment
+    from elt.run.shards import parse_shard
     from elt.run.status import build_status
     from elt.run.task import RunTask
     from elt.store import open_store
 
     project = obj.project()
+    parsed_shard = parse_shard(shard) if shard is not None else None
+    if (parsed_shard or after_shards) and not run_id:
+        raise click.UsageError(
+            "--shard and --after-shards need --run-id: the shards and what follows them share it"
+        )
     with contextlib.ExitStack() as stack:
         if demo:
             project = stack.enter_context(demo_environment(project)).project
         store = stack.enter_context(open_store(project))
         task = RunTask(project, store.db, start=start, end=end, steps=steps, run_id=run_id,
                        lookback_hours=lookback, trigger="demo" if demo and trigger == "cli" else trigger,
-                       demo=demo, alerts=not no_alerts, full_tests=full_tests)  # fmt: skip
+                       demo=demo, alerts=not no_alerts, full_tests=full_tests, shard=parsed_shard,
+                       after_shards=after_shards)  # fmt: skip
         result = task.run()
         if as_json:
             click.echo(json.dumps(_jsonable({**result.record, "alerts": result.alerts}), indent=2))
-        elif not no_summary:
+        elif not no_summary and parsed_shard is None:
             from elt.run.summary import print_summary, summary_console
 
             report = build_status(project, store.db)

@@ -54,10 +54,12 @@ def print_result(result: Any, as_json: bool) -> None:
 @click.option("--exclude", multiple=True, metavar="SELECTOR", help="Same syntax; removed from the selection.")
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
 @vars_option
+@click.option("--shard", metavar="I/N", help="Only the per-station models (tag:staging) for the stations of "
+              "shard I of N; then run the rest once with --exclude tag:staging.")  # fmt: skip
 @json_option("Print run_results.json on stdout.")
 @click.pass_obj
 def transform(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...], full_refresh: bool,
-              vars_text: str | None, as_json: bool) -> None:  # fmt: skip
+              vars_text: str | None, shard: str | None, as_json: bool) -> None:  # fmt: skip
     """Validate aggregations/ and materialize the selected models in dependency order.
 
     Incremental models recompute only the partitions whose input changed since their last successful run.
@@ -71,7 +73,33 @@ def transform(obj: CliContext, select: tuple[str, ...], exclude: tuple[str, ...]
     project = obj.project()
     cli_vars = parse_vars(vars_text)
     load_models(project, cli_vars)  # the whole project validates before the store is even opened
+    if shard is not None:
+        _transform_shard(obj, shard, select, exclude, full_refresh, cli_vars, as_json)
+        return
     with obj.store() as store:
         result = run_transform(project, store, select, exclude, full_refresh, cli_vars)
     print_result(result, as_json)
     click.get_current_context().exit(result.exit_code)
+
+
+def _transform_shard(obj: CliContext, shard: str, select: tuple[str, ...], exclude: tuple[str, ...],
+                     full_refresh: bool, cli_vars: dict[str, Any], as_json: bool) -> None:  # fmt: skip
+    """``elt transform --shard I/N``: the per-station models for one shard's stations."""
+    from rich.console import Console
+
+    from elt.run.shards import PER_STATION_SELECTOR, parse_shard
+    from elt.transform.sharded import transform_shard
+
+    if select or exclude or full_refresh:
+        raise click.UsageError(f"--shard builds the per-station models ({PER_STATION_SELECTOR}) incrementally; "
+                               "it does not combine with --select, --exclude or --full-refresh")  # fmt: skip
+    with obj.store() as store:
+        result = transform_shard(obj.project(), store.db, parse_shard(shard), vars=cli_vars)
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+    else:
+        models = ", ".join(
+            f"{m['model']}: {m['partitions']} partitions, {m['rows']} rows" for m in result["models"]
+        )
+        Console().print(f"shard {result['shard']} ({len(result['stations'])} stations): {models or 'nothing'} "
+                        f"in {result['seconds']:.1f} s")  # fmt: skip

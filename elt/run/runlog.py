@@ -185,3 +185,45 @@ def last_successful_run(db: Database) -> dict[str, Any] | None:
 def recent_runs(db: Database, limit: int = 10) -> list[dict[str, Any]]:
     """The last ``limit`` runs, newest first."""
     return list(db[RUNS_COLLECTION].find({}, sort=[("started_at", DESCENDING)], limit=limit))
+
+
+class ShardRunLog(RunLog):
+    """The record of one shard's steps (``elt run --shard i/N``): written under ``shards.<step>-i-of-N`` of the
+    run's record, one field per shard and step, so shards running in parallel never overwrite each other."""
+
+    def __init__(self, db: Database, run_id: str, shard_label: str, shard_slug: str, trigger: str = "cli",
+                 demo: bool = False) -> None:  # fmt: skip
+        super().__init__(db, run_id, trigger=trigger, demo=demo)
+        self.shard_label, self.shard_slug = shard_label, shard_slug
+
+    def start(self, window: dict[str, Any]) -> None:
+        """Create the run's record if no call of the run did yet (status ``running``); never rewrite it."""
+        self.collection.update_one(
+            {"_id": self.run_id},
+            {"$setOnInsert": {"status": "running", "window": _clean(window), "steps": [], "current_step": None,
+                              "trigger": self.trigger, "demo": self.demo, "version": __version__, "error": None,
+                              "finished_at": None, "started_at": self.started_at}},
+            upsert=True,
+        )  # fmt: skip
+
+    def _write(self, fields: dict[str, Any]) -> None:
+        if "steps" in fields:
+            entries = {f"shards.{s['name']}-{self.shard_slug}": {**s, "shard": self.shard_label}
+                       for s in fields["steps"]}  # fmt: skip
+            super()._write(entries)
+
+    def finish(self, status: str, error: str | None = None) -> dict[str, Any]:
+        """A failed shard fails the run's record (the later ``--after-shards`` call reopens it); returns the
+        record with ``status`` this shard's own outcome."""
+        if status == "failed":
+            super()._write({"status": "failed", "error": _clean(f"shard {self.shard_label}: {error}"),
+                            "finished_at": _utcnow()})  # fmt: skip
+        record = self.collection.find_one({"_id": self.run_id}) or {}
+        return {**record, "status": status, "error": _clean(error), "shard": self.shard_label}
+
+
+def shard_entries(db: Database, run_id: str, step: str) -> list[dict[str, Any]]:
+    """The shard entries of ``step`` recorded in run ``run_id`` (``elt run --shard``), in shard order."""
+    doc = db[RUNS_COLLECTION].find_one({"_id": run_id}, {"shards": 1}) or {}
+    entries = [e for e in (doc.get("shards") or {}).values() if e.get("name") == step]
+    return sorted(entries, key=lambda e: str(e.get("shard")))

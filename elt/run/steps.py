@@ -18,6 +18,7 @@ from pymongo.database import Database
 
 from elt.config import Project
 from elt.owned import FORECASTS_COLLECTION
+from elt.run.shards import Shard
 from elt.run.window import RunWindow
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ class StepContext:
     demo: bool = False
     #: Run every data test on everything (``elt run --full-tests``), not only on what this run changed.
     full_tests: bool = False
+    #: ``--shard i/N``: load and transform only this shard's stations (``elt.run.shards``).
+    shard: Shard | None = None
+    #: ``--after-shards``: the shards of this run did the per-station work; load sums their records and
+    #: transform builds only the models that combine stations.
+    after_shards: bool = False
 
 
 @dataclass
@@ -58,8 +64,12 @@ def load_step(ctx: StepContext) -> StepOutcome:
     from elt.load.task import LoadTask
     from elt.sources.airqino import AirqinoClient, ClientSettings
 
+    if ctx.after_shards:
+        return _shards_outcome(ctx, "load")
     source = ctx.project.config.source
     station_ids = [s.id for s in ctx.project.enabled_stations()]
+    if ctx.shard is not None:
+        station_ids = ctx.shard.stations(station_ids)
     task = LoadTask(
         ctx.db, station_ids, AirqinoClient(ClientSettings.from_config(source)),
         since=ctx.window.load_since, until=ctx.window.load_until, concurrency=source.concurrency,
@@ -80,10 +90,47 @@ def load_step(ctx: StepContext) -> StepOutcome:
 
 def transform_step(ctx: StepContext) -> StepOutcome:
     """Run the aggregation models (``elt transform``): staging, then marts, only the intervals that changed."""
+    from elt.run.shards import PER_STATION_SELECTOR, merge_shard_changes
     from elt.transform.task import run_transform
 
+    if ctx.shard is not None:
+        from elt.transform.sharded import transform_shard
+
+        built = transform_shard(ctx.project, ctx.db, ctx.shard, run_id=ctx.run_id)
+        return StepOutcome("ok", {"stations": len(built["stations"]),
+                                  "partitions": sum(m["partitions"] for m in built["models"]),
+                                  "rows": sum(m["rows"] for m in built["models"])})  # fmt: skip
+    if ctx.after_shards:
+        shards = _shards_outcome(ctx, "transform")
+        if shards.status == "failed":
+            return shards
+        merge_shard_changes(ctx.db, ctx.run_id)
+        result = run_transform(ctx.project, ctx.db, exclude=[PER_STATION_SELECTOR], run_id=ctx.run_id)
+        outcome = _outcome_of(result)
+        outcome.counts = {**shards.counts, **outcome.counts}
+        return outcome
     result = run_transform(ctx.project, ctx.db, run_id=ctx.run_id)
     return _outcome_of(result)
+
+
+def _shards_outcome(ctx: StepContext, step: str) -> StepOutcome:
+    """``step`` of a ``--after-shards`` call: what the shards of this run recorded, summed (failed when no
+    shard ran it or one failed)."""
+    from elt.run.runlog import shard_entries
+
+    entries = shard_entries(ctx.db, ctx.run_id, step)
+    counts: dict[str, Any] = {"shards": len(entries)}
+    for entry in entries:
+        for key, value in (entry.get("counts") or {}).items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                counts[key] = counts.get(key, 0) + value
+    failed = [e for e in entries if e.get("status") != "ok"]
+    if not entries:
+        return StepOutcome("failed", counts, f"no shard ran {step} in run {ctx.run_id} (elt run --shard i/N)")
+    if failed:
+        error = "; ".join(f"shard {e.get('shard')}: {e.get('error') or e.get('status')}" for e in failed)
+        return StepOutcome("failed", counts, error)
+    return StepOutcome("ok", counts)
 
 
 def full_test_pass_reason(ctx: StepContext, now: datetime | None = None) -> str | None:

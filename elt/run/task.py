@@ -19,8 +19,9 @@ from elt.config import Project
 from elt.errors import EXIT_FAILED, EXIT_OK, ConfigError, EltError
 from elt.logs import redact
 from elt.run import STEP_NAMES
-from elt.run.lock import Lease
-from elt.run.runlog import RunLog, mark_abandoned, new_run_id
+from elt.run.lock import RUN_LEASE, Lease
+from elt.run.runlog import RunLog, ShardRunLog, mark_abandoned, new_run_id
+from elt.run.shards import Shard, check_main_lease, check_shard_steps
 from elt.run.steps import BLOCKS, STEPS, StepContext, StepFunction, StepOutcome, StepSkipped
 from elt.run.window import RunWindow, resolve_window
 from elt.settings import settings
@@ -86,6 +87,8 @@ class RunTask:
         step_functions: dict[str, StepFunction] | None = None,
         now: datetime | None = None,
         full_tests: bool = False,
+        shard: Shard | None = None,
+        after_shards: bool = False,
     ) -> None:
         self.project = project
         self.db = db
@@ -99,6 +102,11 @@ class RunTask:
         self.step_functions = step_functions or STEPS
         self.now = now
         self.full_tests = full_tests
+        #: ``--shard i/N``: only this shard's stations, for the load/transform steps (see elt.run.shards).
+        self.shard = shard
+        #: ``--after-shards``: the shards of this run id did load and the per-station models.
+        self.after_shards = after_shards
+        check_shard_steps(steps or (), shard, after_shards)
 
     def run(self) -> RunResult:
         """Take the lease (``RunLockedError``, exit 3, if another run holds it), run, record, release, alert.
@@ -108,22 +116,32 @@ class RunTask:
         from elt.models import load_models
 
         load_models(self.project)
-        lease = Lease(self.db, run_id=self.run_id, ttl_s=lease_ttl_s())
+        name = RUN_LEASE
+        if self.shard is not None:  # one lease per shard: shards run in parallel, never beside a whole run
+            check_main_lease(self.db, self.run_id)
+            name = f"{RUN_LEASE}:shard-{self.shard.slug}"
+        lease = Lease(self.db, name=name, run_id=self.run_id, ttl_s=lease_ttl_s())
         with lease:
-            mark_abandoned(self.db, self.run_id)
+            if self.shard is None:
+                mark_abandoned(self.db, self.run_id)
             window = resolve_window(self.db, self.start, self.end, self.lookback_hours, self.now)
-            runlog = RunLog(self.db, self.run_id, trigger=self.trigger, demo=self.demo)
+            if self.shard is not None:
+                runlog: RunLog = ShardRunLog(self.db, self.run_id, self.shard.label, self.shard.slug,
+                                             trigger=self.trigger, demo=self.demo)  # fmt: skip
+            else:
+                runlog = RunLog(self.db, self.run_id, trigger=self.trigger, demo=self.demo)
             runlog.start(window.as_doc())
             log.info("run %s: %s over %s", self.run_id, " -> ".join(self.steps), window.describe())
             error = self._run_steps(runlog, window, lease)
             record = runlog.finish("failed" if error else "success", error)
         result = RunResult(self.run_id, window, record)
-        if self.alerts and not self.demo:
+        if self.alerts and not self.demo and self.shard is None:
             result.alerts = self._alert(record)
         return result
 
     def _run_steps(self, runlog: RunLog, window: RunWindow, lease: Lease) -> str | None:
-        ctx = StepContext(self.project, self.db, window, self.run_id, self.demo, full_tests=self.full_tests)
+        ctx = StepContext(self.project, self.db, window, self.run_id, self.demo, full_tests=self.full_tests,
+                          shard=self.shard, after_shards=self.after_shards)  # fmt: skip
         failures: list[str] = []
         blocked: dict[str, str] = {}
         for name in self.steps:

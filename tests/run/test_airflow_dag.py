@@ -57,9 +57,11 @@ print(json.dumps({
     "catchup": dag.catchup,
     "retries": dag.default_args["retries"],
     "backoff": dag.default_args["retry_exponential_backoff"],
-    "load_command": dag.get_task("load").bash_command,
-    "load_env": dag.get_task("load").env,
-    "append_env": dag.get_task("load").append_env,
+    "load_command": dag.get_task("load_shard").partial_kwargs["bash_command"],
+    "load_mapped": type(dag.get_task("load_shard")).__name__,
+    "marts_command": dag.get_task("marts").bash_command,
+    "marts_env": dag.get_task("marts").env,
+    "append_env": dag.get_task("marts").append_env,
 }))
 """
 
@@ -79,7 +81,9 @@ def _airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, s
     return env
 
 
-def test_dag_imports_with_the_hourly_interval_timetable_and_one_task_per_step(tmp_path: Path) -> None:
+def test_dag_imports_with_the_hourly_interval_timetable_and_shards_mapped_before_the_marts(
+    tmp_path: Path,
+) -> None:
     # what the DAG processor has in its environment must not reach the tasks
     env = _airflow_env(tmp_path / "airflow-home", {"ELT_BIN": "/parse-time/bin/elt",
                                                      "ELT_PROJECT_DIR": "/parse-time/project"})  # fmt: skip
@@ -88,17 +92,23 @@ def test_dag_imports_with_the_hourly_interval_timetable_and_one_task_per_step(tm
     assert done.returncode == 0, done.stderr[-3000:]
     dag: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     assert dag["dag_id"] == "airqino_elt_hourly"
-    assert dag["upstream"] == {"load": [], "transform": ["load"], "test": ["transform"], "forecast": ["test"],
+    assert dag["upstream"] == {"shards": [], "load_shard": ["shards"], "transform_shard": ["load_shard", "shards"],
+                               "marts": ["transform_shard"], "test": ["marts"], "forecast": ["test"],
                                "publish": ["forecast"]}  # fmt: skip
+    assert (
+        dag["load_mapped"] == "MappedOperator" and '--step load --shard "$ELT_SHARD"' in dag["load_command"]
+    )
+    assert "--step load --step transform --after-shards" in dag["marts_command"]
     assert dag["timetable"] == "CronDataIntervalTimetable" and dag["cron"] == "5 * * * *"
     assert dag["timezone"] in ("UTC", "Timezone('UTC')")
     assert dag["max_active_runs"] == 1 and dag["catchup"] is False
     assert dag["retries"] == 0 and dag["backoff"] is True  # retries come from ELT_AIRFLOW_RETRIES here
     assert '--start "{{ data_interval_start }}" --end "{{ data_interval_end }}"' in dag["load_command"]
+    assert '--start "{{ data_interval_start }}" --end "{{ data_interval_end }}"' in dag["marts_command"]
     # ELT_BIN / ELT_PROJECT_DIR are expanded by bash in the task, from the worker's environment
     assert dag["load_command"].startswith('"${ELT_BIN:-elt}" --project-dir "${ELT_PROJECT_DIR:-')
     assert "parse-time" not in json.dumps(dag)
-    assert dag["append_env"] is True and set(dag["load_env"]) == {"ELT_AIRFLOW_RUN_ID"}
+    assert dag["append_env"] is True and set(dag["marts_env"]) == {"ELT_AIRFLOW_RUN_ID"}
 
 
 def _served(sim: Any) -> dict[tuple[str, str], str]:
@@ -184,5 +194,55 @@ def test_airflow_dags_test_lands_the_whole_history_first_then_only_what_changed(
             # the rolling window dropped its oldest hour from the API; raw keeps it
             assert db.raw_airqino_hourly.count_documents({}) == len(first_served) + len(new)
             assert db.raw_airqino_hourly.count_documents({"station_id": "283181971", "pm25": 123.4}) == 1
+    finally:
+        subprocess.run([*elt, "server", "stop"], env=env, capture_output=True, timeout=120)
+
+
+def test_the_mapped_dag_with_three_shards_builds_the_marts_of_one_process(
+    tmp_path: Path, airqino_simulator_factory: Any
+) -> None:
+    """``airflow dags test`` with ``ELT_AIRFLOW_SHARDS=3`` over 4 stations (5 days, too short to train a
+    forecast: small on purpose), then one ``elt run`` over the same interval into another database of the same
+    server: the marts are equal."""
+    from tests.run.run_helpers import mart_digest
+
+    sim = airqino_simulator_factory(count=4, window_days=5)
+    project = tmp_path / "project"
+    (project / "config").mkdir(parents=True)
+    config = yaml.safe_load((REPO_ROOT / "config" / "elt.yml").read_text())
+    config["stations"] = [{"id": sid, "name": f"S{sid}", "timezone": "Africa/Abidjan", "lat": 5.36, "lon": -3.95}
+                          for sid in sorted(sim.stations)]  # fmt: skip
+    (project / "config" / "elt.yml").write_text(yaml.safe_dump(config))
+    (project / "aggregations").symlink_to(REPO_ROOT / "aggregations")
+    (project / "config" / "profiles.yml").write_text(yaml.safe_dump(
+        {"default_target": "dev", "targets": {"dev": {"database": "airqino", "embedded_path": ".elt/mongo"}}}
+    ))  # fmt: skip
+    env = _airflow_env(tmp_path / "airflow-home", {"ELT_PROJECT_DIR": str(project), "AIRQINO_BASE_URL": sim.base_url,
+                                                   "ELT_AIRFLOW_SHARDS": "3"})  # fmt: skip
+    elt = [str(ELT_BIN), "--project-dir", str(project)]
+    try:
+        migrated = subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, capture_output=True, text=True,
+                                  timeout=300)  # fmt: skip
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        logical = SIMULATOR_NOW.replace(minute=5)
+        _dags_test(env, logical)
+        start, end = logical - timedelta(hours=1), logical
+        single = subprocess.run([*elt, "run", "--start", start.isoformat(), "--end", end.isoformat(), "--no-summary"],
+                                env={**env, "ELT_DATABASE": "airqino_single"}, capture_output=True, text=True,
+                                timeout=600)  # fmt: skip
+        assert single.returncode == 0, single.stderr[-3000:]
+        state = json.loads((project / ".elt" / "mongo.server.json").read_text())
+        with MongoClient(state["uri"], directConnection=True, tz_aware=True) as client:
+            sharded = client["airqino"]
+            run = sharded.elt_runs.find_one({"trigger": "airflow"})
+            assert run is not None and run["status"] == "success" and run["full"] is True
+            assert sorted(run["shards"]) == [
+                f"{step}-{i}-of-3" for step in ("load", "transform") for i in range(3)
+            ]
+            assert [run["shards"][f"load-{i}-of-3"]["counts"]["stations"] for i in range(3)] == [2, 1, 1]
+            assert run["steps"][0]["counts"]["shards"] == 3
+            assert sharded.raw_airqino_hourly.count_documents({}) == client["airqino_single"].raw_airqino_hourly.count_documents({}) > 4 * 4 * 24  # fmt: skip
+            assert sharded.daily_sensor_averages.count_documents({}) > 0
+            assert mart_digest(client, "airqino") == mart_digest(client, "airqino_single")
     finally:
         subprocess.run([*elt, "server", "stop"], env=env, capture_output=True, timeout=120)
