@@ -87,7 +87,7 @@ def daily_table(db: Database, project: Project, days: int = SUMMARY_DAYS) -> Tab
     names = {s.id: s.name for s in project.config.stations}
     for station in project.enabled_stations():
         rows = list(db[DAILY_MODEL].find({"station_id": station.id}, sort=[("day", DESCENDING)],
-                                                     limit=days))  # fmt: skip
+                                         limit=days))  # fmt: skip
         for row in reversed(rows):
             table.add_row(names.get(station.id, station.id), str(row.get("day")), _fmt(row.get("co_mean"), 3),
                           _hours(row, "co"), _fmt(row.get("pm25_mean"), 1), _hours(row, "pm25"),
@@ -113,7 +113,7 @@ def forecast_table(db: Database, project: Project) -> Table:
     for station in project.enabled_stations():
         for pollutant, unit in (("co", "mg/m³"), ("pm25", "µg/m³")):
             latest = db[FORECASTS_COLLECTION].find_one({"station_id": station.id, "pollutant": pollutant},
-                                              sort=[("issued_at", DESCENDING)])  # fmt: skip
+                                                        sort=[("issued_at", DESCENDING)])  # fmt: skip
             if latest is None:
                 continue
             by_h = {

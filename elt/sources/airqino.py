@@ -24,15 +24,10 @@ from typing import Any, ClassVar
 import requests
 from tenacity import RetryCallState
 
+from elt import owned
 from elt.config import SourceConfig
 from elt.errors import ConfigError, SourceError
 from elt.logs import redact
-from elt.owned import (
-    LOAD_BATCHES_COLLECTION,
-    RAW_HISTORY_COLLECTION,
-    RAW_HOURLY_COLLECTION,
-    RAW_REJECTS_COLLECTION,
-)
 from elt.retry import BackoffWait, Transient, backoff_seconds, parse_retry_after, retrying
 from elt.sources.base import FetchedResponse, FetchError
 from elt.utc import as_utc
@@ -60,10 +55,10 @@ class AirqinoSource:
     #: Format of the optional ``start_date``/``end_date`` query parameters (unconfirmed API feature).
     date_param_format: ClassVar[str] = "%Y%m%d-%H%M"
     #: Collections the loader writes.
-    raw_collection: ClassVar[str] = RAW_HOURLY_COLLECTION
-    history_collection: ClassVar[str] = RAW_HISTORY_COLLECTION
-    rejects_collection: ClassVar[str] = RAW_REJECTS_COLLECTION
-    batches_collection: ClassVar[str] = LOAD_BATCHES_COLLECTION
+    raw_collection: ClassVar[str] = owned.RAW_HOURLY_COLLECTION
+    history_collection: ClassVar[str] = owned.RAW_HISTORY_COLLECTION
+    rejects_collection: ClassVar[str] = owned.RAW_REJECTS_COLLECTION
+    batches_collection: ClassVar[str] = owned.LOAD_BATCHES_COLLECTION
 
     @classmethod
     def path(cls, station_id: str) -> str:
