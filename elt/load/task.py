@@ -35,7 +35,8 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from elt.errors import EltError, LoadError, SourceError
-from elt.load.landing import ensure_load_indexes, land_response, refresh_day_digests, skip_unchanged
+from elt.load.landing import ensure_load_indexes, land_response
+from elt.load.prefilter import refresh_day_digests, skip_unchanged
 from elt.logs import redact
 from elt.sources.airqino import AirqinoClient, AirqinoSource, FetchedResponse, FetchError
 from elt.sources.rows import HourlyRow, parse_rows, parse_timestamp
