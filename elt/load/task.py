@@ -74,6 +74,10 @@ class LoadProgress(Protocol):
         """A station finished, ok or failed."""
 
 
+#: A station's row counters, in the order ``--json`` and the summary table show them.
+ROW_COUNTS = ("received", "inserted", "updated", "unchanged", "rejected")
+
+
 @dataclass
 class StationLoadResult:
     """The outcome of one station in one run (also what ``load_batches`` records)."""
@@ -98,17 +102,7 @@ class StationLoadResult:
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` shape of a station (field names are a public contract)."""
-        keys = (
-            "station_id",
-            "status",
-            "received",
-            "inserted",
-            "updated",
-            "unchanged",
-            "rejected",
-            "seconds",
-            "error",
-        )
+        keys = ("station_id", "status", *ROW_COUNTS, "seconds", "error")
         return {key: getattr(self, key) for key in keys}
 
 
