@@ -1,4 +1,4 @@
-"""Click parameters shared by the commands: a UTC time, ``--json`` and ``--vars``.
+"""Click parameters shared by the commands: a UTC time, ``--json``, ``--vars`` and ``--from-dir``/``--map``.
 
 Kept light (click and the standard library only), since ``elt.cli`` imports every command at start.
 """
@@ -41,16 +41,15 @@ class UtcTime(click.ParamType):
             )
 
 
-def json_option(help: str) -> Callable[[F], F]:  # noqa: A002 - click's word
-    """``--json`` (the parameter ``as_json``): print the command's result as JSON on stdout."""
-    return click.option("--json", "as_json", is_flag=True, help=help)
+def json_option(text: str) -> Callable[[F], F]:
+    """``--json`` (the parameter ``as_json``) with the help ``text``: print the result as JSON on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help=text)
 
 
 def vars_option(func: F) -> F:
     """``--vars YAML`` (the parameter ``vars_text``): override project vars; read it with ``parse_vars``."""
-    return click.option("--vars", "vars_text", metavar="YAML", help=f"Override vars, e.g. {VARS_EXAMPLE}.")(
-        func
-    )
+    option = click.option("--vars", "vars_text", metavar="YAML", help=f"Override vars, e.g. {VARS_EXAMPLE}.")
+    return option(func)
 
 
 def parse_vars(text: str | None) -> dict[str, Any]:
