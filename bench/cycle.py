@@ -30,9 +30,9 @@ COUNTED = ("raw_airqino_hourly", "stg_airqino_hourly", "daily_sensor_averages")
 
 def transform_available() -> bool:
     """Whether this checkout has the ``elt transform`` command yet."""
-    from elt.cli import COMMANDS
+    from elt.cli import main
 
-    return any(spec.endswith(":transform") for spec in COMMANDS)
+    return "transform" in main.commands
 
 
 @contextlib.contextmanager

@@ -260,7 +260,8 @@ def _validate(model: type[BaseModel], data: Any, display: str, lines: KeyLines |
 def _refuse_secrets_in_file(raw_config: Any) -> None:
     """Tokens and passwords are read from the environment only, never from config/elt.yml."""
     auth = raw_config.get("source", {}).get("auth", {}) if isinstance(raw_config, dict) else {}
-    for key, variable in (("token", "AIRQINO_TOKEN"), ("password", "AIRQINO_PASSWORD")):
+    for key in ("token", "password"):
+        variable = EltSettings.model_fields[f"airqino_{key}"].alias
         if isinstance(auth, dict) and key in auth:
             raise ConfigError(
                 f"{CONFIG_FILE}: source.auth has a '{key}' entry, but secrets never go in this file: "

@@ -31,7 +31,15 @@ PLACEHOLDER = re.compile(r"change[-_]?me", re.IGNORECASE)
 _ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("elt_settings_environment", default=None)
 
 
+def _var(alias: str, description: str, default: Any = None, example: Any = None, **bounds: Any) -> Any:
+    """A variable: ``alias`` is its name; ``example`` (default: a number's default) is shown in errors."""
+    example = default if example is None and isinstance(default, int | float) else example
+    return Field(default, alias=alias, description=description, examples=None if example is None else [example],
+                 **bounds)  # fmt: skip
+
+
 def _secret(alias: str, description: str) -> Any:
+    """A secret variable: also read from the file named by ``<alias>_FILE``; never shown in errors."""
     return Field(default=None, alias=alias, description=description, json_schema_extra={"secret": True})
 
 
@@ -46,66 +54,39 @@ class EltSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
 
     # --- the project and its store --------------------------------------------------------------------------
-    project_dir: Path | None = Field(
-        default=None, alias="ELT_PROJECT_DIR", description="Project directory (default: --project-dir or .)."
-    )
-    target: str | None = Field(
-        default=None, alias="ELT_TARGET", description="Target of config/profiles.yml (after --target)."
-    )
-    database: str | None = Field(
-        default=None, alias="ELT_DATABASE", description="MongoDB database; overrides the target and project."
-    )
+    project_dir: Path | None = _var("ELT_PROJECT_DIR", "Project directory (after --project-dir; default .).")
+    target: str | None = _var("ELT_TARGET", "Target of config/profiles.yml (after --target).")
+    database: str | None = _var("ELT_DATABASE", "MongoDB database; overrides the target's and the project's.")
     mongo_uri: SecretStr | None = _secret("MONGO_URI", "MongoDB URI (may carry credentials); unset = target.")
     serving_dsn: SecretStr | None = _secret("SERVING_DSN", "PostgreSQL DSN of `elt publish`; unset = target.")
     # --- the AirQino source ---------------------------------------------------------------------------------
-    airqino_base_url: str | None = Field(
-        default=None, alias="AIRQINO_BASE_URL", description="API base URL; overrides source.base_url."
-    )
+    airqino_base_url: str | None = _var("AIRQINO_BASE_URL", "API base URL; overrides source.base_url.")
     airqino_token: SecretStr | None = _secret("AIRQINO_TOKEN", "Bearer token (source.auth.mode: bearer).")
-    airqino_username: SecretStr | None = _secret(
-        "AIRQINO_USERNAME", "User of the OAuth2 password grant (source.auth.mode: password)."
-    )
-    airqino_password: SecretStr | None = _secret(
-        "AIRQINO_PASSWORD", "Password of the OAuth2 password grant (source.auth.mode: password)."
-    )
+    airqino_username: SecretStr | None = _secret("AIRQINO_USERNAME", "User of the OAuth2 password grant.")
+    airqino_password: SecretStr | None = _secret("AIRQINO_PASSWORD", "Password of the OAuth2 password grant.")
     # --- hourly runs and alerts -----------------------------------------------------------------------------
-    run_lookback_hours: float = Field(
-        default=48, ge=0, alias="ELT_RUN_LOOKBACK_HOURS", examples=[48],
-        description="Default window: hours before the last successful run's end to reload.",
-    )  # fmt: skip
-    run_lease_ttl_s: float = Field(
-        default=300, ge=3, alias="ELT_RUN_LEASE_TTL_S", examples=[300],
-        description="Run lease time-to-live in seconds: a vanished host blocks runs at most this long.",
-    )  # fmt: skip
-    demo_now: datetime | None = Field(
-        default=None, alias="ELT_DEMO_NOW", examples=["2024-09-09T10:30Z"],
-        description="The frozen instant of `elt run --demo` (default: 30 minutes into the current UTC hour).",
-    )  # fmt: skip
+    run_lookback_hours: float = _var(
+        "ELT_RUN_LOOKBACK_HOURS", "Default window: hours before the last successful run's end.", 48, ge=0
+    )
+    run_lease_ttl_s: float = _var(
+        "ELT_RUN_LEASE_TTL_S", "Run lease time-to-live: a vanished host blocks runs this long.", 300, ge=3
+    )
+    demo_now: datetime | None = _var(
+        "ELT_DEMO_NOW", "`elt run --demo`'s frozen instant (default: HH:30 UTC).", example="2024-09-09T10:30Z"
+    )
     alert_webhook_url: SecretStr | None = _secret(
-        "ELT_ALERT_WEBHOOK_URL", "Webhook that receives failed-run and stale-station alerts (a secret)."
+        "ELT_ALERT_WEBHOOK_URL", "Webhook of failed runs, stale stations."
     )
-    alert_repeat_hours: float = Field(
-        default=24, gt=0, alias="ELT_ALERT_REPEAT_HOURS", examples=[24],
-        description="A station that stays stale is alerted again after this many hours.",
-    )  # fmt: skip
+    alert_repeat_hours: float = _var(
+        "ELT_ALERT_REPEAT_HOURS", "A station that stays stale is alerted again after these hours.", 24, gt=0
+    )
     # --- diagnostics and crash tests ------------------------------------------------------------------------
-    traceback: str | None = Field(
-        default=None,
-        alias="ELT_TRACEBACK",
-        description="Any value: print the traceback of unexpected errors.",
+    traceback: str | None = _var("ELT_TRACEBACK", "Any value: print the traceback of unexpected errors.")
+    failpoint: str | None = _var("ELT_FAILPOINT", "Crash tests: pause at this point (elt.failpoint).")
+    failpoint_dir: Path = _var("ELT_FAILPOINT_DIR", "Where a paused failpoint writes its marker.", Path("."))
+    failpoint_timeout_s: float = _var(
+        "ELT_FAILPOINT_TIMEOUT_S", "The longest pause at a failpoint.", 120, gt=0
     )
-    failpoint: str | None = Field(
-        default=None, alias="ELT_FAILPOINT", description="Crash tests: pause at this point (elt.failpoint)."
-    )
-    failpoint_dir: Path = Field(
-        default=Path("."),
-        alias="ELT_FAILPOINT_DIR",
-        description="Where a paused failpoint writes its marker.",
-    )
-    failpoint_timeout_s: float = Field(
-        default=120, gt=0, alias="ELT_FAILPOINT_TIMEOUT_S", examples=[120],
-        description="The longest pause at a failpoint.",
-    )  # fmt: skip
 
     @field_validator("demo_now")
     @classmethod

@@ -9,38 +9,20 @@ from typing import TYPE_CHECKING
 
 import click
 
-from elt.commands.params import UtcTime, json_option
+from elt.commands.params import UtcTime, archive_options, json_option, parse_station_map
 from elt.errors import EXIT_FAILED
 
 if TYPE_CHECKING:
     from elt.cli import CliContext
 
 
-def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
-    mapping = {}
-    for item in values:
-        stem, sep, station_id = item.partition("=")
-        if not sep or not stem or not station_id:
-            raise click.BadParameter(f"{item!r}: expected FILE_STEM=STATION_ID, e.g. station1_data=283164601")
-        mapping[stem.removesuffix(".json")] = station_id
-    return mapping
-
-
 @click.command("load")
 @click.option("--station", "stations", multiple=True, metavar="ID", help="Station id to load (repeatable).")
 @click.option("--since", type=UtcTime(), help="Only land hours at or after this time (UTC).")
 @click.option("--until", type=UtcTime(), help="Only land hours before this time (UTC).")
-@click.option(
-    "--from-dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Import archived responses instead of calling the API: <station_id>.json per station.",
-)
-@click.option(
-    "--map",
-    "file_map",
-    multiple=True,
-    metavar="STEM=ID",
-    help="With --from-dir: read station ID from STEM.json (repeatable), e.g. station1_data=283164601.",
+@archive_options(
+    "Import archived responses instead of calling the API: <station_id>.json per station.",
+    "With --from-dir: read station ID from STEM.json (repeatable), e.g. station1_data=283164601.",
 )
 @click.option(
     "--fetched-at",
@@ -96,7 +78,7 @@ def load(
         )
     source = project.config.source
     station_source: StationSource = (
-        ArchiveSource(from_dir, _parse_map(file_map), fetched_at)
+        ArchiveSource(from_dir, parse_station_map(file_map), fetched_at)
         if from_dir
         else AirqinoClient(ClientSettings.from_config(source))
     )

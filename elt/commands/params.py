@@ -1,4 +1,4 @@
-"""Click parameters shared by the commands: a UTC time, ``--json`` and ``--vars``.
+"""Click parameters shared by the commands: a UTC time, ``--json``, ``--vars`` and ``--from-dir``/``--map``.
 
 Kept light (click and the standard library only), since ``elt.cli`` imports every command at start.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -40,16 +41,15 @@ class UtcTime(click.ParamType):
             )
 
 
-def json_option(help: str) -> Callable[[F], F]:  # noqa: A002 - click's word
-    """``--json`` (the parameter ``as_json``): print the command's result as JSON on stdout."""
-    return click.option("--json", "as_json", is_flag=True, help=help)
+def json_option(text: str) -> Callable[[F], F]:
+    """``--json`` (the parameter ``as_json``) with the help ``text``: print the result as JSON on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help=text)
 
 
 def vars_option(func: F) -> F:
     """``--vars YAML`` (the parameter ``vars_text``): override project vars; read it with ``parse_vars``."""
-    return click.option("--vars", "vars_text", metavar="YAML", help=f"Override vars, e.g. {VARS_EXAMPLE}.")(
-        func
-    )
+    option = click.option("--vars", "vars_text", metavar="YAML", help=f"Override vars, e.g. {VARS_EXAMPLE}.")
+    return option(func)
 
 
 def parse_vars(text: str | None) -> dict[str, Any]:
@@ -65,3 +65,28 @@ def parse_vars(text: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise click.BadParameter(f"expected a mapping, e.g. {VARS_EXAMPLE}", param_hint="--vars")
     return value
+
+
+def parse_station_map(values: tuple[str, ...], option: str = "--map") -> dict[str, str]:
+    """``--map STEM=ID`` (repeatable) as ``{file stem: station id}``, or a usage error."""
+    mapping = {}
+    for item in values:
+        stem, sep, station_id = item.partition("=")
+        if not sep or not stem or not station_id:
+            raise click.BadParameter(
+                f"{item!r}: expected FILE_STEM=STATION_ID, e.g. station1_data=283164601", param_hint=option
+            )
+        mapping[stem.removesuffix(".json")] = station_id
+    return mapping
+
+
+def archive_options(from_dir_help: str, map_help: str) -> Callable[[F], F]:
+    """``--from-dir DIR`` (``<station_id>.json`` per station) and ``--map STEM=ID`` (the parameter ``file_map``;
+    read it with ``parse_station_map``)."""
+
+    def decorate(func: F) -> F:
+        func = click.option("--map", "file_map", multiple=True, metavar="STEM=ID", help=map_help)(func)
+        directory = click.Path(exists=True, file_okay=False, path_type=Path)
+        return click.option("--from-dir", type=directory, help=from_dir_help)(func)
+
+    return decorate

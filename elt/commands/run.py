@@ -5,26 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from elt.commands.params import UtcTime, json_option
 from elt.run import STEP_NAMES
-from elt.utc import as_utc
+from elt.utc import jsonable
 
 if TYPE_CHECKING:
     from elt.cli import CliContext
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return as_utc(value).isoformat().replace("+00:00", "Z")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 @click.command("run")
@@ -105,7 +95,7 @@ def run(
                        after_shards=after_shards)  # fmt: skip
         result = task.run()
         if as_json:
-            click.echo(json.dumps(_jsonable({**result.record, "alerts": result.alerts}), indent=2))
+            click.echo(json.dumps(jsonable({**result.record, "alerts": result.alerts}), indent=2))
         elif not no_summary and parsed_shard is None:
             from elt.run.summary import print_summary, summary_console
 

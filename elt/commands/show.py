@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import difflib
 import json
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from elt.errors import ConfigError
+from elt.utc import jsonable
 
 if TYPE_CHECKING:
     from elt.cli import CliContext
 
 #: Fields the newest documents are sorted by (the first one a collection's documents have).
 TIME_FIELDS = ("ts", "day", "issued_at", "last_ts", "started_at", "loaded_at", "_updated_at")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
 def _station_id(project: Any, station: str) -> str:
@@ -82,4 +72,4 @@ def show(obj: CliContext, collection: str | None, limit: int, station: str | Non
         sort_field = next((f for f in TIME_FIELDS if f in sample), "_id")
         cursor = db[collection].find(query, projection).sort([(sort_field, -1), ("_id", -1)]).limit(limit)
         for doc in cursor:
-            click.echo(json.dumps(_jsonable(doc), ensure_ascii=False))
+            click.echo(json.dumps(jsonable(doc, str), ensure_ascii=False))

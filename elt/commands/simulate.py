@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from elt.commands.params import archive_options, parse_station_map
+
 
 def _parse_now(value: str | None) -> datetime | None:
     if value is None:
@@ -19,16 +21,6 @@ def _parse_now(value: str | None) -> datetime | None:
         raise click.BadParameter(
             f"{value!r} is not an ISO time, e.g. 2024-09-09T10:30Z", param_hint="--now"
         ) from None
-
-
-def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
-    mapping = {}
-    for item in values:
-        stem, sep, station_id = item.partition("=")
-        if not sep or not stem or not station_id:
-            raise click.BadParameter(f"{item!r}: expected FILE_STEM=STATION_ID", param_hint="--map")
-        mapping[stem.removesuffix(".json")] = station_id
-    return mapping
 
 
 @click.command("simulate")
@@ -45,17 +37,9 @@ def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
     help="Generated stations: the two brief stations first, then synthetic ones.",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the generated data.")
-@click.option(
-    "--from-dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Replay recorded responses instead: <station_id>.json per station.",
-)
-@click.option(
-    "--map",
-    "file_map",
-    multiple=True,
-    metavar="STEM=ID",
-    help="With --from-dir: serve STEM.json (a data-only array) as station ID (repeatable).",
+@archive_options(
+    "Replay recorded responses instead: <station_id>.json per station.",
+    "With --from-dir: serve STEM.json (a data-only array) as station ID (repeatable).",
 )
 @click.option(
     "--now",
@@ -109,7 +93,7 @@ def simulate(
     auth = AuthSettings() if auth_mode == "bearer" else None
     common = {"window_days": window_days, "auth": auth, "host": host, "port": port}
     if from_dir is not None:
-        sim = AirQinoSimulator.from_dir(from_dir, _parse_map(file_map), now=now, seed=seed, **common)
+        sim = AirQinoSimulator.from_dir(from_dir, parse_station_map(file_map), now=now, seed=seed, **common)
         sim.clock.set_running(not frozen)
     else:
         clock = SimClock(now, running=not frozen)

@@ -14,15 +14,7 @@ Crash safety (kill -9 at any point, then a rerun, gives the state of an uninterr
 - inserts of new station-hours are idempotent through the deterministic ``_id``;
 - rejects have content-derived ids and are written with ``$setOnInsert``.
 
-Hash before validate: ``skip_unchanged`` compares each raw source row, as its compact JSON text (what
-``original_json`` stores) with its provisional flag, with the stored version before anything is validated.
-Per UTC day it first compares a digest of the response's rows with the stored day digest
-(``raw_airqino_digests``, one small document per station, refreshed after landing); only the days that differ
-are read back (index ranges) and compared row by row. A row whose text and flag are unchanged is counted
-``unchanged`` without being validated or written. Only new and changed rows (and rows sharing a timestamp with
-another row of the response) go through ``parse_rows``. So an hourly fetch of a 365-day response reads about
-one stored day and validates the few rows that changed, not 8,760. (A parser change does not re-parse stored
-rows: clear the station's rows, or its digest document and rows, and reload to apply it to history.)
+Hash before validate: ``elt.load.prefilter.skip_unchanged`` leaves only new and changed rows to validate.
 
 Version rules: a stored row changes when its content hash or its provisional flag differs from the incoming
 row's. A response fetched BEFORE the stored version was seen (``fetched_at < _last_seen``) never overwrites it
@@ -32,10 +24,9 @@ row's. A response fetched BEFORE the stored version was seen (``fetched_at < _la
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, InsertOne, ReplaceOne, UpdateOne
@@ -43,15 +34,13 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from elt.errors import LoadError
-from elt.owned import RAW_DIGESTS_COLLECTION as DIGESTS_COLLECTION
+from elt.load.prefilter import Prefiltered, raw_id
 from elt.sources.airqino import AirqinoSource
 from elt.sources.rows import (
-    HOUR,
     HourlyRow,
     ParsedResponse,
     RejectedRow,
     floor_hour,
-    parse_timestamp,
 )
 from elt.store import ensure_unique_index
 from elt.utc import as_utc
@@ -75,137 +64,6 @@ class LandingCounts:
     history: int = 0
     #: Stored provisional hours inside the response's range that the response no longer contains.
     unconfirmed_provisional: int = 0
-
-
-@dataclass
-class Prefiltered:
-    """A response split by ``skip_unchanged``: rows still to validate, and rows identical to what is stored."""
-
-    rows: list[Any]
-    #: (raw ``_id``, ts) of the rows whose stored version is identical (text and provisional flag).
-    unchanged: list[tuple[str, datetime]] = field(default_factory=list)
-    #: The stored rows read for the row-by-row comparison (days whose digest differed): ``_id`` -> {ts, provisional}.
-    stored: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: UTC days whose stored digest did not match the response (refreshed after landing).
-    dirty_days: list[str] = field(default_factory=list)
-
-
-def source_text(raw: Any) -> str:
-    """A source row as the compact JSON text ``original_json`` keeps (the same encoding as the parser's)."""
-    try:
-        return json.dumps(raw, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
-    except (TypeError, ValueError):
-        return repr(raw)
-
-
-def _day_digest(entries: Iterable[tuple[str, bool]]) -> str:
-    """Digest of one station-day: its rows' JSON texts with their provisional flags, order-free."""
-    lines = sorted(f"{text}\t{int(provisional)}" for text, provisional in entries)
-    return hashlib.sha1("\n".join(lines).encode(), usedforsecurity=False).hexdigest()
-
-
-def _day_key(ts: datetime) -> str:
-    return f"{as_utc(ts):%Y-%m-%d}"
-
-
-def skip_unchanged(db: Database, station_id: str, data: list[Any], fetched_at: datetime) -> Prefiltered:
-    """Split ``data`` into rows to validate and rows whose stored version is identical (see module docstring).
-
-    A row counts as identical when its JSON text equals the stored ``original_json`` of the same station and
-    the provisional flag it would get now equals the stored one; everything else (new, changed, finalized,
-    malformed, or sharing its timestamp with another row of the response) is left for ``parse_rows``.
-
-    Most days of a 365-day response are identical to what is stored: per UTC day, the digest of the response's
-    rows is compared with the stored day digest (one small document per station), and only the stored rows of
-    the days that differ are read (index ranges) and compared row by row. ``Prefiltered.dirty_days`` are the
-    days whose digest ``refresh_day_digests`` must recompute after landing.
-    """
-    fetched_at = as_utc(fetched_at)
-    stamps: dict[str, int] = {}
-    for raw in data:
-        if isinstance(raw, dict) and isinstance(raw.get("timestamp"), str):
-            stamps[raw["timestamp"]] = stamps.get(raw["timestamp"], 0) + 1
-    parsed_ts: dict[str, datetime] = {}
-    for text in stamps:
-        try:
-            parsed_ts[text] = parse_timestamp(text)
-        except ValueError:
-            continue
-    if not parsed_ts:
-        return Prefiltered(rows=list(data))
-    result = Prefiltered(rows=[])
-    days: dict[str, list[tuple[Any, datetime, str, bool]]] = {}
-    for raw in data:
-        stamp = raw.get("timestamp") if isinstance(raw, dict) else None
-        ts = parsed_ts.get(stamp) if isinstance(stamp, str) else None
-        if ts is None or stamps.get(stamp, 0) != 1:
-            result.rows.append(raw)
-            continue
-        days.setdefault(_day_key(ts), []).append((raw, ts, source_text(raw), ts + HOUR > fetched_at))
-    digests = (db[DIGESTS_COLLECTION].find_one({"_id": station_id}) or {}).get("days", {})
-    dirty = []
-    for day, entries in days.items():
-        if digests.get(day) == _day_digest((text, prov) for _, _, text, prov in entries):
-            result.unchanged.extend((raw_id(station_id, ts), ts) for _, ts, _, _ in entries)
-        else:
-            dirty.append(day)
-    result.dirty_days = sorted(dirty)
-    for first, last in _day_ranges(result.dirty_days):
-        by_text: dict[str, dict[str, Any]] = {}
-        for doc in db[AirqinoSource.raw_collection].find(
-            {"station_id": station_id, "ts": {"$gte": first, "$lt": last}},
-            {"original_json": 1, "provisional": 1, "ts": 1},
-        ):
-            result.stored[doc["_id"]] = {"ts": doc["ts"], "provisional": bool(doc.get("provisional"))}
-            if isinstance(doc.get("original_json"), str):
-                by_text[doc["original_json"]] = doc
-        for day in _days_between(first, last):
-            for raw, ts, text, provisional_now in days.get(day, []):
-                doc = by_text.get(text)
-                if doc is not None and provisional_now == bool(doc.get("provisional")):
-                    result.unchanged.append((doc["_id"], ts))
-                else:
-                    result.rows.append(raw)
-    return result
-
-
-def _day_ranges(days: list[str]) -> list[tuple[datetime, datetime]]:
-    """Consecutive UTC days merged into ``[start, end)`` datetime ranges."""
-    ranges: list[list[datetime]] = []
-    for day in days:
-        start = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
-        if ranges and ranges[-1][1] == start:
-            ranges[-1][1] = start + timedelta(days=1)
-        else:
-            ranges.append([start, start + timedelta(days=1)])
-    return [(a, b) for a, b in ranges]
-
-
-def _days_between(first: datetime, last: datetime) -> list[str]:
-    return [_day_key(first + timedelta(days=i)) for i in range((last - first).days)]
-
-
-def refresh_day_digests(db: Database, station_id: str, days: list[str]) -> None:
-    """Recompute the stored digests of ``days`` from the stored rows (after landing; a crash before this
-    leaves an old digest, which only means those days are compared row by row next time)."""
-    if not days:
-        return
-    update: dict[str, Any] = {}
-    for first, last in _day_ranges(days):
-        rows: dict[str, list[tuple[str, bool]]] = {day: [] for day in _days_between(first, last)}
-        for doc in db[AirqinoSource.raw_collection].find(
-            {"station_id": station_id, "ts": {"$gte": first, "$lt": last}},
-            {"original_json": 1, "provisional": 1, "ts": 1},
-        ):
-            rows[_day_key(doc["ts"])].append((str(doc.get("original_json")), bool(doc.get("provisional"))))
-        for day, entries in rows.items():
-            update[f"days.{day}"] = _day_digest(entries)
-    db[DIGESTS_COLLECTION].update_one({"_id": station_id}, {"$set": update}, upsert=True)
-
-
-def raw_id(station_id: str, ts: datetime) -> str:
-    """Deterministic ``_id`` of a station-hour: ``"<station_id>|<YYYY-MM-DDTHH:00Z>"``."""
-    return f"{station_id}|{as_utc(ts):%Y-%m-%dT%H:00Z}"
 
 
 def reject_id(reject: RejectedRow) -> str:

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from elt.load.task import LoadResult, StationLoadResult
+from elt.load.task import ROW_COUNTS, LoadResult, StationLoadResult
 
 
 class RichLoadProgress:
@@ -50,17 +50,7 @@ class RichLoadProgress:
 def summary_table(result: LoadResult) -> Table:
     """One row per station: rows received, changes, rejects, time and throughput, and the error if any."""
     table = Table(title=f"elt load · batch {result.batch_id}", title_justify="left")
-    for name in (
-        "station",
-        "status",
-        "received",
-        "inserted",
-        "updated",
-        "unchanged",
-        "rejected",
-        "s",
-        "rows/s",
-    ):
+    for name in ("station", "status", *ROW_COUNTS, "s", "rows/s"):
         table.add_column(name, justify="left" if name in ("station", "status") else "right")
     table.add_column("error / notes", overflow="fold", max_width=60)
     for s in result.stations:

@@ -31,7 +31,8 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from elt.errors import EltError, LoadError
-from elt.load.landing import ensure_load_indexes, land_response, refresh_day_digests, skip_unchanged
+from elt.load.landing import ensure_load_indexes, land_response
+from elt.load.prefilter import refresh_day_digests, skip_unchanged
 from elt.logs import redact
 from elt.sources.airqino import AirqinoSource
 from elt.sources.base import FetchError, StationSource
@@ -68,6 +69,10 @@ class LoadProgress(Protocol):
         """A station finished, ok or failed."""
 
 
+#: A station's row counters, in the order ``--json`` and the summary table show them.
+ROW_COUNTS = ("received", "inserted", "updated", "unchanged", "rejected")
+
+
 @dataclass
 class StationLoadResult:
     """The outcome of one station in one run (also what ``load_batches`` records)."""
@@ -92,17 +97,7 @@ class StationLoadResult:
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` shape of a station (field names are a public contract)."""
-        keys = (
-            "station_id",
-            "status",
-            "received",
-            "inserted",
-            "updated",
-            "unchanged",
-            "rejected",
-            "seconds",
-            "error",
-        )
+        keys = ("station_id", "status", *ROW_COUNTS, "seconds", "error")
         return {key: getattr(self, key) for key in keys}
 
 

@@ -119,21 +119,21 @@ def send_alert(
     return delivery
 
 
+def _payload(event: str, project_name: str, database: str, text: str, **fields: Any) -> dict[str, Any]:
+    """An alert: ``event``, a ``text`` line chat webhooks display, the project and database, ``fields``, ``at``."""
+    return {"event": event, "text": f"[airqino-elt] {project_name}: {text}", "project": project_name,
+            "database": database, **fields, "at": datetime.now(timezone.utc)}  # fmt: skip
+
+
 def run_failed_payload(project_name: str, database: str, run: dict[str, Any]) -> dict[str, Any]:
     """The payload for a failed run: which steps failed and why (redacted)."""
     failed = [s for s in run.get("steps", []) if s.get("status") == "failed"]
     names = ", ".join(s["name"] for s in failed) or "run"
-    return {
-        "event": "run_failed",
-        "text": f"[airqino-elt] {project_name}: run {run.get('_id')} failed in {names}: {run.get('error') or ''}",
-        "project": project_name,
-        "database": database,
-        "run_id": run.get("_id"),
-        "window": run.get("window"),
-        "error": run.get("error"),
-        "failed_steps": [{"name": s["name"], "error": s.get("error")} for s in failed],
-        "at": datetime.now(timezone.utc),
-    }
+    return _payload(
+        "run_failed", project_name, database, f"run {run.get('_id')} failed in {names}: {run.get('error') or ''}",
+        run_id=run.get("_id"), window=run.get("window"), error=run.get("error"),
+        failed_steps=[{"name": s["name"], "error": s.get("error")} for s in failed],
+    )  # fmt: skip
 
 
 def stale_payload(project_name: str, database: str, stations: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -144,17 +144,11 @@ def stale_payload(project_name: str, database: str, stations: Iterable[dict[str,
         else f"{s['name']} ({s['station_id']}): no data yet"
         for s in stations
     ]  # fmt: skip
-    return {
-        "event": "stations_stale",
-        "text": f"[airqino-elt] {project_name}: {len(stations)} stale station(s): " + "; ".join(parts),
-        "project": project_name,
-        "database": database,
-        "stations": [
-            {key: s.get(key) for key in ("station_id", "name", "last_ts", "age_hours", "stale_after_hours")}
-            for s in stations
-        ],
-        "at": datetime.now(timezone.utc),
-    }
+    keys = ("station_id", "name", "last_ts", "age_hours", "stale_after_hours")
+    return _payload(
+        "stations_stale", project_name, database, f"{len(stations)} stale station(s): " + "; ".join(parts),
+        stations=[{key: s.get(key) for key in keys} for s in stations],
+    )  # fmt: skip
 
 
 def _repeat_after() -> timedelta:
@@ -206,28 +200,12 @@ def missing_forecasts_payload(
         f"{s['station_id']} {s['pollutant']}: none for {s['missing_hours']:.0f} h ({s['status']}: {s.get('reason')})"
         for s in series
     ]
-    return {
-        "event": "forecasts_missing",
-        "text": f"[airqino-elt] {project_name}: {len(series)} series without forecasts: " + "; ".join(parts),
-        "project": project_name,
-        "database": database,
-        "series": [
-            {
-                key: s.get(key)
-                for key in (
-                    "station_id",
-                    "pollutant",
-                    "status",
-                    "reason",
-                    "missing_since",
-                    "missing_hours",
-                    "threshold_hours",
-                )
-            }
-            for s in series
-        ],  # fmt: skip
-        "at": datetime.now(timezone.utc),
-    }
+    keys = ("station_id", "pollutant", "status", "reason",
+            "missing_since", "missing_hours", "threshold_hours")  # fmt: skip
+    return _payload(
+        "forecasts_missing", project_name, database, f"{len(series)} series without forecasts: " + "; ".join(parts),
+        series=[{key: s.get(key) for key in keys} for s in series],
+    )  # fmt: skip
 
 
 def alert_missing_forecasts(

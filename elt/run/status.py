@@ -23,7 +23,7 @@ from elt.owned import FRESHNESS_MODEL as FRESHNESS_COLLECTION
 from elt.owned import RAW_HOURLY_COLLECTION as RAW_COLLECTION
 from elt.run.lock import read_lease
 from elt.run.runlog import last_successful_run, recent_runs
-from elt.utc import as_utc_or_none
+from elt.utc import as_utc_or_none, jsonable
 
 #: Pollutants whose freshness is shown (the marts' pollutants).
 POLLUTANTS: tuple[str, ...] = ("co", "pm25")
@@ -89,7 +89,7 @@ class StatusReport:
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` document (datetimes as ISO 8601 UTC)."""
-        return _jsonable({
+        return jsonable({
             "now": self.now,
             "project": self.project,
             "database": self.database,
@@ -115,16 +115,6 @@ def _run_brief(run: dict[str, Any] | None) -> dict[str, Any] | None:
         for s in run.get("steps", [])
     ]
     return brief
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return as_utc_or_none(value).isoformat().replace("+00:00", "Z")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _freshness_from_mart(db: Database) -> dict[tuple[str, str], dict[str, Any]]:

@@ -74,9 +74,9 @@ def _project(
 
 
 def _transform_available() -> bool:
-    from elt.cli import COMMANDS
+    from elt.cli import main
 
-    return any(spec.endswith(":transform") for spec in COMMANDS)
+    return "transform" in main.commands
 
 
 def _scan(project: FaultProject, mongo_client: MongoClient) -> dict[str, list[str]]:

@@ -27,11 +27,13 @@ SMART188, SMART189 = "283164601", "283181971"
 
 
 class Receiver:
-    """A local webhook: records JSON bodies, answers with the queued statuses (then 200)."""
+    """A local webhook: records JSON bodies, answers with the queued statuses (then 200), an error with
+    ``retry_after`` as its ``Retry-After`` header when set."""
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
         self.statuses: list[int] = []
+        self.retry_after: str | None = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,6 +42,8 @@ class Receiver:
                 receiver.bodies.append(json.loads(body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
+                if status >= 300 and receiver.retry_after:
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -139,6 +143,16 @@ def test_alert_delivery_retries_server_errors_with_backoff(receiver: Receiver) -
     receiver.statuses = [400]
     refused = send_alert({"event": "test"}, sleep=waits.append)
     assert not refused.sent and refused.attempts == 1 and refused.error == "HTTP 400"
+
+
+def test_alert_delivery_waits_as_long_as_the_receiver_asks(receiver: Receiver) -> None:
+    receiver.statuses, receiver.retry_after = [429, 503], "7"
+    waits: list[float] = []
+    delivery = send_alert({"event": "test"}, sleep=waits.append)
+    assert delivery.sent and delivery.attempts == 3 and waits == [7.0, 7.0]
+    receiver.statuses, receiver.retry_after = [429], "3600"
+    send_alert({"event": "test"}, sleep=waits.append)
+    assert waits[-1] == 60.0  # capped (RETRY_AFTER_MAX_S)
 
 
 def test_unreachable_webhook_fails_softly_after_its_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
