@@ -1,12 +1,10 @@
 """Materializations: how a model's pipeline result is stored.
 
 - ``view``: a MongoDB view on the input (dropped and created again when its pipeline changed).
-- ``table``: rebuilt in place, crash-safe on any server (no ``renameCollection``, which the embedded SecantusDB
-  does not do atomically): the whole result, every document stamped with this run's ``_run_id``, is ``$merge``d
-  into the model's collection on ``unique_key`` (a unique index); the run reads the keys back (a duplicate
-  fails the model); then the documents of earlier runs are deleted, and only then is success recorded. A crash at any instant leaves each key with either its old or its new document (never two), and the
-  state of the model unrecorded, so the next ``elt transform`` (no ``--full-refresh`` needed) rebuilds it and
-  removes whatever the crash left. Skipped when neither the model nor any parent changed since the last build.
+- ``table``: rebuilt in place, crash-safe on any server (``elt.transform.rebuild``: this run's result written on
+  ``unique_key``, then earlier runs' documents deleted; no ``renameCollection``); only then is success recorded,
+  so a crash leaves the state unrecorded and the next ``elt transform`` (no ``--full-refresh`` needed) rebuilds
+  it. Skipped when neither the model nor any parent changed since the last build.
 - ``incremental``: the first build, ``--full-refresh``, a changed definition or a fully rebuilt parent build it
   like a table; otherwise only the partitions whose input changed (see ``elt.transform.intervals``) are recomputed
   and ``$merge``d on ``unique_key``. Documents whose content did not change are left untouched (their
@@ -20,15 +18,13 @@ Every document gets ``_updated_at`` (the run's start time) and ``_run_id``; ``_i
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
 from pymongo.database import Database
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import OperationFailure
 
 from elt.errors import TransformError
 from elt.failpoint import failpoint
@@ -48,6 +44,7 @@ from elt.transform.intervals import (
     time_range_batches,
     write_state,
 )
+from elt.transform.rebuild import ensure_indexes, rebuild, verify_keys
 
 log = logging.getLogger(__name__)
 
@@ -117,29 +114,9 @@ def _current_watermarks(db: Database, mp: ModelProject, model: ModelNode,
     return marks
 
 
-def ensure_indexes(db: Database, model: ModelNode, collection: str | None = None) -> None:
-    """Indexes of a model's output: unique key, partition/event_time, declared ones and ``_updated_at``.
-
-    A key pattern is created once (MongoDB refuses a second index on the same keys with other options).
-    """
-    coll = db[collection or model.collection]
-    spec = model.spec
-    created: set[tuple[str, ...]] = set()
-    if spec.unique_key:
-        coll.create_index([(k, ASCENDING) for k in spec.unique_key], unique=True, name="unique_key")
-        created.add(tuple(spec.unique_key))
-    wanted = [list(index) for index in spec.indexes]
-    if spec.partition_by:
-        wanted.append(spec.partition_by + ([spec.event_time] if spec.event_time else []))
-    wanted.append(["_updated_at"])
-    for keys in wanted:
-        if tuple(keys) not in created:
-            coll.create_index([(k, ASCENDING) for k in keys])
-            created.add(tuple(keys))
-
-
 def _meta_stages(ctx: RunContext) -> list[dict[str, Any]]:
-    return [{"$project": {"_id": 0}}, {"$addFields": {"_updated_at": ctx.started_at, "_run_id": ctx.run_id}}]
+    # $set, not $addFields: the same result, and SecantusDB's $addFields deep-copies each document (~50 us)
+    return [{"$project": {"_id": 0}}, {"$set": {"_updated_at": ctx.started_at, "_run_id": ctx.run_id}}]
 
 
 def _aggregate(db: Database, collection: str, pipeline: list[dict[str, Any]], model: ModelNode) -> None:
@@ -176,94 +153,12 @@ def _check_target(model: ModelNode) -> None:
         raise TransformError(f"{model.path}: model '{model.name}' may not write this collection: {problem}")
 
 
-#: Set by a full build's ``$merge`` on a document whose key this same run already wrote (a duplicate key in
-#: the pipeline's result); ``verify_keys`` refuses the build.
-DUPLICATE_FLAG = "_elt_duplicate_key"
-
-
-def _replace_stage(model: ModelNode, ctx: RunContext) -> dict[str, Any]:
-    """``$merge`` of a full build: every key gets this run's document (its ``_id`` kept when it existed)."""
-    # the existing _id last: it wins even where a server gives $$new an _id of its own
-    replace = {"$mergeObjects": ["$$new", {"_id": "$_id"}]}
-    flagged = {"$mergeObjects": ["$$new", {DUPLICATE_FLAG: True, "_id": "$_id"}]}
-    merge: dict[str, Any] = {"into": model.collection, "whenNotMatched": "insert",
-                             "whenMatched": [{"$replaceWith": {"$cond": [{"$eq": ["$_run_id", ctx.run_id]},
-                                                                         flagged, replace]}}]}  # fmt: skip
-    if model.spec.unique_key:
-        merge["on"] = model.spec.unique_key
-    return {"$merge": merge}
-
-
-def verify_keys(db: Database, model: ModelNode, query: dict[str, Any]) -> int:
-    """Documents matching ``query``; a TransformError when a ``unique_key`` value is duplicated, either as two
-    documents or as one a full build's ``$merge`` flagged. Read on the client: the same check on every server."""
-    keys = list(model.spec.unique_key or [])
-    projection = {**{k: 1 for k in keys}, DUPLICATE_FLAG: 1}
-    seen: set[tuple[str, ...]] = set()
-    duplicates: list[tuple[str, ...]] = []
-    count = 0
-    for doc in db[model.collection].find(query, projection):
-        count += 1
-        key = tuple(repr(doc.get(k)) for k in keys)
-        if doc.get(DUPLICATE_FLAG) or (keys and key in seen):
-            duplicates.append(key)
-        seen.add(key)
-    if duplicates:
-        shown = ", ".join("(" + ", ".join(key) + ")" for key in duplicates[:3])
-        raise TransformError(
-            f"{model.path}: model '{model.name}': unique_key {keys} is not unique ({len(duplicates)} duplicated, "
-            f"e.g. {shown}); not recorded as built. Fix the pipeline's grouping or the key; the next elt transform "
-            "rebuilds the model"
-        )
-    return count
-
-
-def _prepare_target(db: Database, model: ModelNode) -> None:
-    """The model's collection with its indexes, ready for ``$merge``; a view of that name is dropped first.
-
-    A collection whose keys are already duplicated (left by an older, non-atomic swap) cannot get its unique
-    index: it is emptied and rebuilt, with a warning.
-    """
-    info = next(db.list_collections(filter={"name": model.collection}), None)
-    if info and info.get("type") == "view":
-        db.drop_collection(model.collection)
-    try:
-        ensure_indexes(db, model)
-    except OperationFailure as exc:
-        if exc.code not in (11000, 11001, 12582) and "duplicate" not in str(exc).lower():
-            raise
-        log.warning("%s: duplicate unique_key values in the existing collection (an earlier crash?): "
-                    "rebuilding it from empty", model.name)  # fmt: skip
-        db[model.collection].delete_many({})
-        ensure_indexes(db, model)
-
-
 def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext) -> Outcome:
-    """Rebuild the whole model in place: merge this run's result, delete earlier runs' documents, verify."""
+    """Rebuild the whole model in place (``elt.transform.rebuild``: write this run's result on the key, delete
+    earlier runs' documents)."""
     _check_target(model)
-    existed = bool(db.list_collection_names(filter={"name": model.collection}))
-    _prepare_target(db, model)
-    point = f"{model.name}:full"
-    failpoint(f"{point}:start")
-    pipeline = (
-        mp.render_pipeline(model, FULL_START, FULL_END) + _meta_stages(ctx) + [_replace_stage(model, ctx)]
-    )
-    try:
-        _aggregate(db, mp.collection_of(model.from_id), pipeline, model)
-    except TransformError:
-        if not existed:  # a first build that failed leaves no (empty) collection behind
-            with contextlib.suppress(PyMongoError):
-                db.drop_collection(model.collection)
-        raise
-    failpoint(f"{point}:merged")
-    rows = verify_keys(db, model, {"_run_id": ctx.run_id})
-    failpoint(f"{point}:verified")
-    db[model.collection].delete_many({"_run_id": {"$ne": ctx.run_id}})
-    failpoint(f"{point}:deleted")
-    stale = db[model.collection].count_documents({"_run_id": {"$ne": ctx.run_id}})
-    if stale:
-        raise TransformError(f"{model.path}: model '{model.name}': {stale} documents of an earlier run remain after "
-                             "the rebuild; not recorded as built. Rerun elt transform")  # fmt: skip
+    pipeline = mp.render_pipeline(model, FULL_START, FULL_END) + _meta_stages(ctx)
+    rows = rebuild(db, mp.collection_of(model.from_id), pipeline, model, ctx.run_id)
     ctx.fully_built.add(model.unique_id)
     assert ctx.changes is not None
     ctx.changes.add_full(model.collection)
