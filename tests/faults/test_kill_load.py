@@ -17,7 +17,8 @@ process really dies mid-write. Compared: every field of ``raw_airqino_hourly``, 
 ``_rejected_at``; ``load_batches`` is left out because it records every run, including the killed one (its
 audit row stays ``running``).
 
-``ELT_FAULT_SEED`` seeds both families' kill points (printed on failure to reproduce a trial).
+``ELT_FAULT_SEED`` seeds both families' kill points (printed on failure to reproduce a trial). The archive
+trials run first, so the API trials' databases (dropped when the module ends) do not sit beside them.
 """
 
 from __future__ import annotations
@@ -54,6 +55,107 @@ from tests.load_helpers import (
     write_archive,
 )
 from tests.simulator_fixtures import SIMULATOR_NOW
+
+# --- archive trials: a year of two stations from --from-dir ----------------------------------------------------
+
+#: Each pair kills the first load once and (except the last) the second load once: 5 kill points.
+PAIRS = 3
+#: How long one year-long load may take before the trial gives up.
+ARCHIVE_TIMEOUT_S = 240
+
+
+def elt_load(project_dir: Path, database: str, archive: Path) -> subprocess.Popen:
+    """Start ``python -m elt load --from-dir archive`` on ``database``."""
+    env = {**os.environ, "ELT_DATABASE": database}
+    command = [sys.executable, "-m", "elt", "--project-dir", str(project_dir), "-q", "load", "--from-dir",
+               str(archive)]  # fmt: skip
+    return subprocess.Popen(
+        command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def load_to_end(project_dir: Path, database: str, archive: Path) -> None:
+    """Run one archive load to its end; it must succeed."""
+    process = elt_load(project_dir, database, archive)
+    _, stderr = process.communicate(timeout=ARCHIVE_TIMEOUT_S)
+    assert process.returncode == 0, stderr
+
+
+def kill_when_reaches(process: subprocess.Popen, collection: Any, threshold: float, point: str) -> int:
+    """SIGKILL ``process`` once ``collection`` holds ``threshold`` documents; what landed (-1 if it finished)."""
+    outcome = kill_at(
+        process, point, 0.0, lambda: collection.estimated_document_count() >= threshold, ARCHIVE_TIMEOUT_S
+    )
+    return collection.estimated_document_count() if outcome.killed else -1
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Archive A (a year) and archive B (three days later, ~5 % of the hours revised)."""
+    root = tmp_path_factory.mktemp("kill-archives")
+    first = write_archive(root / "a", ARCHIVE_END)
+    second = write_archive(root / "b", ARCHIVE_END + timedelta(hours=72), revise=0.05)
+    return first, second
+
+
+def test_kill_9_during_archive_load_then_rerun_equals_a_clean_load(
+    project_dir: Path, mongo_client: MongoClient, archives: tuple[Path, Path]
+) -> None:
+    first, second = archives
+    rng = random.Random(SEED)
+    databases: list[str] = []
+
+    def fresh_database() -> str:
+        databases.append(f"elt_kill_{uuid.uuid4().hex[:10]}")
+        return databases[-1]
+
+    try:
+        reference = fresh_database()
+        load_to_end(project_dir, reference, first)
+        after_first = collection_digests(mongo_client[reference], VOLATILE_FIELDS)
+        n_first = mongo_client[reference].raw_airqino_hourly.count_documents({})
+        load_to_end(project_dir, reference, second)
+        after_second = collection_digests(mongo_client[reference], VOLATILE_FIELDS)
+        n_second = mongo_client[reference].raw_airqino_hourly.count_documents({})
+        n_history = mongo_client[reference].raw_airqino_history.count_documents({})
+        assert n_first > 17_000 and n_second - n_first >= 140 and n_history > 700
+
+        killed_mid_write = []
+        for pair in range(PAIRS):
+            database = fresh_database()
+            db = mongo_client[database]
+            raw, history = db.raw_airqino_hourly, db.raw_airqino_history
+
+            share = rng.uniform(0.05, 0.95)
+            point = f"pair {pair}, first load, after {share:.0%} of the rows"
+            landed = kill_when_reaches(elt_load(project_dir, database, first), raw, share * n_first, point)
+            killed_mid_write.append(0 < landed < n_first)
+            print(f"kill -9 at {point}: {landed} raw rows landed")
+            assert db.load_batches.count_documents({"status": "running"}) >= 1  # the killed station batches
+            load_to_end(project_dir, database, first)
+            assert collection_digests(db, VOLATILE_FIELDS) == after_first, point
+
+            if pair == PAIRS - 1:
+                break
+            if pair == 0:
+                point, threshold = f"pair {pair}, second load, right after the first history entry", 1
+            else:
+                share = rng.uniform(0.05, 0.9)
+                point, threshold = (
+                    f"pair {pair}, second load, after {share:.0%} of the history",
+                    share * n_history,
+                )
+            landed = kill_when_reaches(elt_load(project_dir, database, second), history, threshold, point)
+            killed_mid_write.append(0 < landed < n_history)
+            print(f"kill -9 at {point}: {landed} history entries landed")
+            load_to_end(project_dir, database, second)
+            assert collection_digests(db, VOLATILE_FIELDS) == after_second, point
+            mongo_client.drop_database(database)
+        assert sum(killed_mid_write) >= 5, killed_mid_write
+    finally:
+        for name in databases:
+            mongo_client.drop_database(name)
+
 
 # --- API trials: a 30-day window from the simulator ---------------------------------------------------------
 
@@ -159,104 +261,3 @@ def test_most_kills_landed_while_the_load_was_running(kills: list[KillOutcome]) 
     killed = [k for k in kills if k.killed]
     assert len(killed) >= 0.8 * len(kills), f"too many loads finished before their kill: {kills}"
     print("\n".join(str(k) for k in kills))
-
-
-# --- archive trials: a year of two stations from --from-dir ----------------------------------------------------
-
-#: Each pair kills the first load once and (except the last) the second load once: 5 kill points.
-PAIRS = 3
-#: How long one year-long load may take before the trial gives up.
-ARCHIVE_TIMEOUT_S = 240
-
-
-def elt_load(project_dir: Path, database: str, archive: Path) -> subprocess.Popen:
-    """Start ``python -m elt load --from-dir archive`` on ``database``."""
-    env = {**os.environ, "ELT_DATABASE": database}
-    command = [sys.executable, "-m", "elt", "--project-dir", str(project_dir), "-q", "load", "--from-dir",
-               str(archive)]  # fmt: skip
-    return subprocess.Popen(
-        command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-
-
-def load_to_end(project_dir: Path, database: str, archive: Path) -> None:
-    """Run one archive load to its end; it must succeed."""
-    process = elt_load(project_dir, database, archive)
-    _, stderr = process.communicate(timeout=ARCHIVE_TIMEOUT_S)
-    assert process.returncode == 0, stderr
-
-
-def kill_when_reaches(process: subprocess.Popen, collection: Any, threshold: float, point: str) -> int:
-    """SIGKILL ``process`` once ``collection`` holds ``threshold`` documents; what landed (-1 if it finished)."""
-    outcome = kill_at(
-        process, point, 0.0, lambda: collection.estimated_document_count() >= threshold, ARCHIVE_TIMEOUT_S
-    )
-    return collection.estimated_document_count() if outcome.killed else -1
-
-
-@pytest.fixture(scope="module")
-def archives(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Archive A (a year) and archive B (three days later, ~5 % of the hours revised)."""
-    root = tmp_path_factory.mktemp("kill-archives")
-    first = write_archive(root / "a", ARCHIVE_END)
-    second = write_archive(root / "b", ARCHIVE_END + timedelta(hours=72), revise=0.05)
-    return first, second
-
-
-def test_kill_9_during_archive_load_then_rerun_equals_a_clean_load(
-    project_dir: Path, mongo_client: MongoClient, archives: tuple[Path, Path]
-) -> None:
-    first, second = archives
-    rng = random.Random(SEED)
-    databases: list[str] = []
-
-    def fresh_database() -> str:
-        databases.append(f"elt_kill_{uuid.uuid4().hex[:10]}")
-        return databases[-1]
-
-    try:
-        reference = fresh_database()
-        load_to_end(project_dir, reference, first)
-        after_first = collection_digests(mongo_client[reference], VOLATILE_FIELDS)
-        n_first = mongo_client[reference].raw_airqino_hourly.count_documents({})
-        load_to_end(project_dir, reference, second)
-        after_second = collection_digests(mongo_client[reference], VOLATILE_FIELDS)
-        n_second = mongo_client[reference].raw_airqino_hourly.count_documents({})
-        n_history = mongo_client[reference].raw_airqino_history.count_documents({})
-        assert n_first > 17_000 and n_second - n_first >= 140 and n_history > 700
-
-        killed_mid_write = []
-        for pair in range(PAIRS):
-            database = fresh_database()
-            db = mongo_client[database]
-            raw, history = db.raw_airqino_hourly, db.raw_airqino_history
-
-            share = rng.uniform(0.05, 0.95)
-            point = f"pair {pair}, first load, after {share:.0%} of the rows"
-            landed = kill_when_reaches(elt_load(project_dir, database, first), raw, share * n_first, point)
-            killed_mid_write.append(0 < landed < n_first)
-            print(f"kill -9 at {point}: {landed} raw rows landed")
-            assert db.load_batches.count_documents({"status": "running"}) >= 1  # the killed station batches
-            load_to_end(project_dir, database, first)
-            assert collection_digests(db, VOLATILE_FIELDS) == after_first, point
-
-            if pair == PAIRS - 1:
-                break
-            if pair == 0:
-                point, threshold = f"pair {pair}, second load, right after the first history entry", 1
-            else:
-                share = rng.uniform(0.05, 0.9)
-                point, threshold = (
-                    f"pair {pair}, second load, after {share:.0%} of the history",
-                    share * n_history,
-                )
-            landed = kill_when_reaches(elt_load(project_dir, database, second), history, threshold, point)
-            killed_mid_write.append(0 < landed < n_history)
-            print(f"kill -9 at {point}: {landed} history entries landed")
-            load_to_end(project_dir, database, second)
-            assert collection_digests(db, VOLATILE_FIELDS) == after_second, point
-            mongo_client.drop_database(database)
-        assert sum(killed_mid_write) >= 5, killed_mid_write
-    finally:
-        for name in databases:
-            mongo_client.drop_database(name)
