@@ -7,7 +7,8 @@ found through the worker's ``ELT_BIN`` when the task runs (never the DAG process
 
 ``airflow dags test`` on an empty database: the first interval lands the whole history the simulator serves;
 after the clock moves on an hour and the API rewrites an hour 5 days back, the next interval lands exactly
-what changed.
+what changed. With ``ELT_AIRFLOW_SHARDS=3`` the load and staging tasks are mapped over three station shards and
+the marts equal those of a single-process ``elt run`` over the same interval.
 """
 
 from __future__ import annotations
