@@ -7,10 +7,10 @@
   it. Skipped when neither the model nor any parent changed since the last build.
 - ``incremental``: the first build, ``--full-refresh``, a changed definition or a fully rebuilt parent build it
   like a table; otherwise only the partitions whose input changed (see ``elt.transform.intervals``) are recomputed
-  and ``$merge``d on ``unique_key``. Documents whose content did not change are left untouched (their
-  ``_updated_at``/``_run_id`` stay), so downstream models see only real changes. The interval state is written
-  only after every batch is merged and its keys verified: a crash mid-``$merge`` (which can drop a replaced
-  document on SecantusDB) is repaired by the next run recomputing the same partitions.
+  and written on ``unique_key`` (``elt.transform.rebuild.merge_changed``). Documents whose content did not change
+  are left untouched (their ``_updated_at``/``_run_id`` stay), so downstream models see only real changes. The
+  interval state is written only after every batch is written and its keys verified: a crash mid-write (a
+  replace can drop a document on SecantusDB) is repaired by the next run recomputing the same partitions.
 
 Every document gets ``_updated_at`` (the run's start time) and ``_run_id``; ``_id`` is left to MongoDB.
 ``elt.failpoint`` names the points between these steps where the crash tests kill the server.
@@ -44,12 +44,10 @@ from elt.transform.intervals import (
     time_range_batches,
     write_state,
 )
-from elt.transform.rebuild import ensure_indexes, rebuild, verify_keys
+from elt.transform.rebuild import ensure_indexes, merge_changed, rebuild, verify_keys
 
 log = logging.getLogger(__name__)
 
-#: Fields the runner adds to every document of a table or incremental model.
-META_FIELDS = ("_updated_at", "_run_id")
 #: At most this many partitions are listed in run_results (the count is always exact).
 MAX_LISTED_PARTITIONS = 500
 
@@ -119,15 +117,6 @@ def _meta_stages(ctx: RunContext) -> list[dict[str, Any]]:
     return [{"$project": {"_id": 0}}, {"$set": {"_updated_at": ctx.started_at, "_run_id": ctx.run_id}}]
 
 
-def _aggregate(db: Database, collection: str, pipeline: list[dict[str, Any]], model: ModelNode) -> None:
-    try:
-        db[collection].aggregate(pipeline, allowDiskUse=True)
-    except OperationFailure as exc:
-        raise TransformError(
-            f"{model.path}: model '{model.name}' failed on the server: {exc.details.get('errmsg', exc) if exc.details else exc}"
-        ) from None
-
-
 def build_view(db: Database, mp: ModelProject, model: ModelNode) -> Outcome:
     """Create or replace the view; unchanged views are left alone."""
     pipeline = mp.render_pipeline(model)
@@ -158,23 +147,11 @@ def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext
     earlier runs' documents)."""
     _check_target(model)
     pipeline = mp.render_pipeline(model, FULL_START, FULL_END) + _meta_stages(ctx)
-    rows = rebuild(db, mp.collection_of(model.from_id), pipeline, model, ctx.run_id)
+    rows = rebuild(db, mp.collection_of(model.from_id), pipeline, model, ctx.run_id, ctx.started_at)
     ctx.fully_built.add(model.unique_id)
     assert ctx.changes is not None
     ctx.changes.add_full(model.collection)
     return Outcome("full", rows_affected=rows, message=f"{rows} documents (full build)")
-
-
-def _merge_stage(model: ModelNode) -> dict[str, Any]:
-    """``$merge`` that keeps a matched document untouched when nothing but the run metadata differs."""
-
-    def comparable(doc: str) -> dict[str, Any]:
-        return {"$mergeObjects": [{"_id": None}, doc, {"_id": None, **{f: None for f in META_FIELDS}}]}
-
-    keep_or_replace = {"$cond": [{"$eq": [comparable("$$ROOT"), comparable("$$new")]}, "$$ROOT",
-                                 {"$mergeObjects": [{"_id": "$_id"}, "$$new"]}]}  # fmt: skip
-    return {"$merge": {"into": model.collection, "on": model.spec.unique_key,
-                       "whenMatched": [{"$replaceWith": keep_or_replace}], "whenNotMatched": "insert"}}  # fmt: skip
 
 
 def _event_time_of(mp: ModelProject, unique_id: str) -> str | None:
@@ -248,8 +225,8 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
         partition = {k: v for k, v in batch.output_filter.items()
                      if k in (model.spec.partition_by or []) and not isinstance(v, dict)}  # fmt: skip
         pipeline = ([{"$match": batch.input_filter}] + mp.render_pipeline(model, start, end, partition)
-                    + [{"$match": batch.output_filter}] + _meta_stages(ctx) + [_merge_stage(model)])  # fmt: skip
-        _aggregate(db, source, pipeline, model)
+                    + [{"$match": batch.output_filter}] + _meta_stages(ctx))  # fmt: skip
+        merge_changed(db, source, pipeline, model, _verify_filter(model, batch))
         written = range_scope(batch.output_filter) or batch.output_filter
         rows += db[model.collection].count_documents({**written, "_run_id": ctx.run_id})
     failpoint(f"{model.name}:incremental:merged")

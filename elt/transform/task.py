@@ -26,6 +26,7 @@ from elt.models.changes import RunChanges, record_changes
 from elt.models.selection import selected_models, selected_tests
 from elt.transform import checks
 from elt.transform.artifacts import RUN_RESULTS_SCHEMA, manifest, metadata, write_json
+from elt.transform.audits import batched_outcomes
 from elt.transform.materialize import Outcome, RunContext, materialize
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,8 @@ def run_tests(
             "scope": "full" if changes is None else "changed"}  # fmt: skip
     results = []
     unchanged: list[str] = []
-    for i, uid in enumerate(chosen, 1):
+    planned: list[tuple[str, Any, list[dict[str, Any]] | None]] = []
+    for uid in chosen:
         test = mp.tests[uid]
         scopes = None
         if changes is not None and test.kind != "freshness":
@@ -253,8 +255,11 @@ def run_tests(
                 unchanged.append(uid)
                 continue
             scopes = None if change.full else change.scopes
+        planned.append((uid, test, scopes))
+    batched = batched_outcomes(db, mp, planned)  # single-query tests of a relation: one aggregation per scope
+    for i, (uid, test, scopes) in enumerate(planned, 1):
         node_started, clock = _now(), time.monotonic()
-        outcome = checks.run_test(db, mp, test, now, scopes)
+        outcome = batched.get(uid) or checks.run_test(db, mp, test, now, scopes)
         if store_failures and outcome.status != "error":
             checks.store_failures(db, test, outcome, invocation_id, generated_at)
         elapsed = time.monotonic() - clock

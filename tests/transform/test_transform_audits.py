@@ -103,3 +103,31 @@ def test_elt_run_audits_except_on_the_first_run_of_the_day_or_when_asked(mongo_d
     )
     ctx.full_tests = True
     assert full_test_pass_reason(ctx, morning) == "--full-tests"
+
+
+def test_batched_single_query_tests_give_the_verdicts_of_one_query_per_test(
+    hourly, project_dir: Path, mongo_db: Database
+) -> None:
+    from elt.models.project import load_models
+    from elt.transform import checks
+    from elt.transform.audits import batched_outcomes
+
+    mp = load_models(load_project(project_dir))
+    changes = read_changes(mongo_db, "hour-1")
+    scopes = changes.get("stg_airqino_hourly").scopes
+    inside = mongo_db.stg_airqino_hourly.find_one(scopes[0], sort=[("ts", -1)])
+    mongo_db.stg_airqino_hourly.update_one({"_id": inside["_id"]}, {"$set": {"hour_local": 99, "day": None}})
+    planned = [(uid, t, scopes) for uid, t in mp.tests.items() if t.attached_to == "model.stg_airqino_hourly"]
+
+    batched = batched_outcomes(mongo_db, mp, planned)
+
+    assert len(batched) >= 4  # not_null, accepted_values, accepted_range and unique of staging, together
+    for uid, outcome in batched.items():
+        alone = checks.run_test(mongo_db, mp, mp.tests[uid], inside["ts"], scopes)
+        assert (outcome.status, outcome.failures, outcome.message) == (
+            alone.status,
+            alone.failures,
+            alone.message,
+        )
+        assert len(outcome.sample) == len(alone.sample)
+    assert {o.status for o in batched.values()} >= {"pass", "fail"}
