@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -31,7 +31,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from elt.errors import EltError, LoadError
-from elt.load.landing import ensure_load_indexes, land_response
+from elt.load.landing import LandingCounts, ensure_load_indexes, land_response
 from elt.load.prefilter import refresh_day_digests, skip_unchanged
 from elt.logs import redact
 from elt.sources.airqino import AirqinoSource
@@ -41,15 +41,8 @@ from elt.utc import as_utc
 
 log = logging.getLogger(__name__)
 
-_COUNT_FIELDS = (
-    "inserted",
-    "updated",
-    "unchanged",
-    "stale",
-    "rejected",
-    "history",
-    "unconfirmed_provisional",
-)
+#: The landing counters a station's result copies from ``land_response`` (``LandingCounts``' fields).
+_COUNT_FIELDS = tuple(f.name for f in fields(LandingCounts))
 _AUDIT_FIELDS = (
     "status", "received", "seconds", "error", "duplicates", "outside_window", "outside_window_landed",
     *_COUNT_FIELDS,
@@ -73,27 +66,21 @@ class LoadProgress(Protocol):
 ROW_COUNTS = ("received", "inserted", "updated", "unchanged", "rejected")
 
 
-@dataclass
-class StationLoadResult:
-    """The outcome of one station in one run (also what ``load_batches`` records)."""
+@dataclass(kw_only=True)
+class StationLoadResult(LandingCounts):
+    """The outcome of one station in one run (also what ``load_batches`` records): the landing counters of
+    ``LandingCounts`` plus what the fetch and the window add."""
 
     station_id: str
     status: str = "running"
     received: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
     seconds: float = 0.0
     error: str | None = None
     duplicates: int = 0
-    stale: int = 0
     outside_window: int = 0
     """Rows the source returned outside ``[since, until)`` (landed unless the task restricts to the window)."""
     outside_window_landed: bool = True
     """False only for ``elt load --since/--until``, which lands the window alone."""
-    history: int = 0
-    unconfirmed_provisional: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` shape of a station (field names are a public contract)."""
