@@ -48,6 +48,12 @@ class GbmParams:
         return asdict(self)
 
 
+#: The ``GbmParams`` fields passed to scikit-learn's estimator as they are (the others shape the training set).
+ESTIMATOR_PARAMS = (
+    "learning_rate", "max_iter", "max_leaf_nodes", "min_samples_leaf", "l2_regularization", "max_bins", "random_state",
+)  # fmt: skip
+
+
 class ChangeModel:
     """A fitted model of y(t+h) − y(t); ``predict`` returns the level y(t) + change."""
 
@@ -56,15 +62,9 @@ class ChangeModel:
         self.features = features
         self.estimator = HistGradientBoostingRegressor(
             loss="absolute_error",
-            learning_rate=params.learning_rate,
-            max_iter=params.max_iter,
-            max_leaf_nodes=params.max_leaf_nodes,
-            min_samples_leaf=params.min_samples_leaf,
-            l2_regularization=params.l2_regularization,
-            max_bins=params.max_bins,
             categorical_features=[features.index("station")] if "station" in features else None,
             early_stopping=False,
-            random_state=params.random_state,
+            **{name: getattr(params, name) for name in ESTIMATOR_PARAMS},
         )
 
     @classmethod

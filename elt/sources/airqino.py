@@ -121,15 +121,11 @@ class ClientSettings:
             base_url=source.base_url.rstrip("/"),
             auth_mode=auth.mode,
             token=auth.token.get_secret_value() if auth.token else None,
-            username=auth.username,
             password=auth.password.get_secret_value() if auth.password else None,
-            token_url=auth.token_url,
-            client_id=auth.client_id,
-            timeout_s=source.timeout_s,
-            retries=source.retries,
-            backoff_base_s=source.backoff_base_s,
-            backoff_max_s=source.backoff_max_s,
-            send_date_range=source.send_date_range,
+            **auth.model_dump(include={"username", "token_url", "client_id"}),
+            **source.model_dump(
+                include={"timeout_s", "retries", "backoff_base_s", "backoff_max_s", "send_date_range"}
+            ),
         )
         if settings.auth_mode == "bearer" and not settings.token:
             raise ConfigError(
