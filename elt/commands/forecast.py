@@ -48,13 +48,8 @@ def forecast() -> None:
 
 @forecast.command("train")
 @click.option("--until", type=UtcTime(), help="Train on data before this time (default: all final hours).")
-@click.option(
-    "--validate-weeks",
-    default=4,
-    show_default=True,
-    type=click.IntRange(1, 52),
-    help="Weeks of recent data the deployed predictor per series is chosen on.",
-)
+@click.option("--validate-weeks", default=4, show_default=True, type=click.IntRange(1, 52),
+              help="Weeks of recent data the deployed predictor per series is chosen on.")  # fmt: skip
 @json_option("Print the stored model's metadata as JSON on stdout.")
 @click.pass_obj
 def train(obj: CliContext, until: datetime | None, validate_weeks: int, as_json: bool) -> None:

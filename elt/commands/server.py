@@ -46,8 +46,8 @@ def server_start(obj: CliContext) -> None:
     """
     from elt.store import ensure_embedded_server
 
-    project = obj.project()
-    click.echo(f"running at {ensure_embedded_server(project.embedded_dir)} (data in {project.embedded_dir})")
+    data_dir = obj.project().embedded_dir
+    click.echo(f"running at {ensure_embedded_server(data_dir)} (data in {data_dir})")
 
 
 @server.command("stop")
@@ -59,5 +59,4 @@ def server_stop(obj: CliContext) -> None:
     """
     from elt.store import stop_embedded_server
 
-    project = obj.project()
-    click.echo("stopped" if stop_embedded_server(project.embedded_dir) else "was not running")
+    click.echo("stopped" if stop_embedded_server(obj.project().embedded_dir) else "was not running")
