@@ -44,15 +44,8 @@ from elt.transform.intervals import (
     time_range_batches,
     write_state,
 )
-from elt.transform.materialize import (
-    RunContext,
-    _aggregate,
-    _check_target,
-    _merge_stage,
-    _meta_stages,
-    ensure_indexes,
-    verify_keys,
-)
+from elt.transform.materialize import RunContext, _check_target, _meta_stages
+from elt.transform.rebuild import ensure_indexes, merge_changed, verify_keys
 
 #: The partition field a shardable model must have first.
 STATION_FIELD = "station_id"
@@ -140,8 +133,8 @@ def build_shard(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContex
         partition = {STATION_FIELD: batch.output_filter[STATION_FIELD]}
         pipeline = ([{"$match": batch.input_filter}]
                     + mp.render_pipeline(model, bounds["$gte"], bounds["$lte"], partition)
-                    + [{"$match": batch.output_filter}] + _meta_stages(ctx) + [_merge_stage(model)])  # fmt: skip
-        _aggregate(db, source, pipeline, model)
+                    + [{"$match": batch.output_filter}] + _meta_stages(ctx))  # fmt: skip
+        merge_changed(db, source, pipeline, model, batch.output_filter)
         rows += db[model.collection].count_documents({**batch.output_filter, "_run_id": ctx.run_id})
     for batch in batches:
         verify_keys(db, model, batch.output_filter)
