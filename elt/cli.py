@@ -8,54 +8,31 @@ pymongo, rich, pandas, sklearn) is imported inside its body, so ``import elt.cli
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from elt import __version__
+from elt.commands.context import CliContext
+from elt.commands.dashboard import dashboard
+from elt.commands.debug import debug
+from elt.commands.forecast import forecast
+from elt.commands.load import load
+from elt.commands.publish import publish
+from elt.commands.run import run
+from elt.commands.schema import schema
+from elt.commands.server import server
+from elt.commands.show import show
+from elt.commands.simulate import simulate
+from elt.commands.status import status
+from elt.commands.test import test
+from elt.commands.transform import transform
 from elt.errors import EXIT_USAGE, EltError
 from elt.logs import redact, setup_logging
 
-if TYPE_CHECKING:
-    from elt.config import Project
-
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CliContext:
-    """What every command receives as ``ctx.obj``: global options and lazy project/store access."""
-
-    #: ``--project-dir``; None = ``ELT_PROJECT_DIR`` or the current directory.
-    project_dir: Path | None
-    target_name: str | None
-    log_format: str = "text"
-    verbosity: int = 0
-    _project: Project | None = field(default=None, repr=False)
-
-    def project(self) -> Project:
-        """The validated project (loaded once)."""
-        if self._project is None:
-            from elt.config import load_project
-            from elt.settings import settings
-
-            project_dir = self.project_dir or settings().project_dir or Path(".")
-            self._project = load_project(project_dir, self.target_name)
-        return self._project
-
-    @contextlib.contextmanager
-    def store(self) -> Iterator:
-        """An open ``elt.store.Store`` for the project's target."""
-        from elt.store import open_store
-
-        with open_store(self.project()) as store:
-            yield store
 
 
 class EltGroup(click.Group):
@@ -128,21 +105,6 @@ def main(
         project_dir=project_dir, target_name=target, log_format=log_format, verbosity=verbose - quiet
     )
 
-
-# The commands import ``CliContext`` from here for type hints only, so they are imported after ``main``.
-from elt.commands.dashboard import dashboard  # noqa: E402
-from elt.commands.debug import debug  # noqa: E402
-from elt.commands.forecast import forecast  # noqa: E402
-from elt.commands.load import load  # noqa: E402
-from elt.commands.publish import publish  # noqa: E402
-from elt.commands.run import run  # noqa: E402
-from elt.commands.schema import schema  # noqa: E402
-from elt.commands.server import server  # noqa: E402
-from elt.commands.show import show  # noqa: E402
-from elt.commands.simulate import simulate  # noqa: E402
-from elt.commands.status import status  # noqa: E402
-from elt.commands.test import test  # noqa: E402
-from elt.commands.transform import transform  # noqa: E402
 
 for _command in (dashboard, debug, forecast, load, publish, run, schema, server, show, simulate, status, test,
                  transform):  # fmt: skip

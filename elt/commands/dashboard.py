@@ -11,7 +11,7 @@ import click
 from elt.commands.params import json_option
 
 if TYPE_CHECKING:
-    from elt.cli import CliContext
+    from elt.commands.context import CliContext
 
 
 @click.group()

@@ -11,7 +11,7 @@ from elt.commands.params import json_option
 from elt.errors import EXIT_FAILED, EltError
 
 if TYPE_CHECKING:
-    from elt.cli import CliContext
+    from elt.commands.context import CliContext
 
 
 def _check_source(project: Any, timeout_s: float) -> tuple[bool, str]:

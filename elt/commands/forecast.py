@@ -13,7 +13,7 @@ import click
 from elt.commands.params import UtcTime, json_option
 
 if TYPE_CHECKING:
-    from elt.cli import CliContext
+    from elt.commands.context import CliContext
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -13,7 +13,7 @@ from elt.commands.params import UtcTime, archive_options, json_option, parse_sta
 from elt.errors import EXIT_FAILED
 
 if TYPE_CHECKING:
-    from elt.cli import CliContext
+    from elt.commands.context import CliContext
 
 
 @click.command("load")
@@ -66,7 +66,7 @@ def load(
     project = obj.project()
     station_ids = [project.station(s).id for s in stations] or [s.id for s in project.enabled_stations()]
     if shard is not None:
-        from elt.run.shards import parse_shard
+        from elt.models.shards import parse_shard
 
         station_ids = parse_shard(shard).stations(station_ids)
         if not station_ids:

@@ -11,7 +11,7 @@ from elt.commands.params import json_option
 from elt.errors import PublishError
 
 if TYPE_CHECKING:
-    from elt.cli import CliContext
+    from elt.commands.context import CliContext
 
 
 @click.command()

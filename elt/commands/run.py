@@ -14,7 +14,7 @@ from elt.run import STEP_NAMES
 from elt.utc import jsonable
 
 if TYPE_CHECKING:
-    from elt.cli import CliContext
+    from elt.commands.context import CliContext
 
 
 @click.command("run")
@@ -73,8 +73,8 @@ def run(
     Examples: elt run --demo; elt run; elt run --start 2024-09-01 --end 2024-09-08;
     elt run --step load --start '2024-09-09T10:00Z' --end '2024-09-09T11:00Z' --run-id airflow-1
     """
+    from elt.models.shards import parse_shard
     from elt.run.demo import demo_environment
-    from elt.run.shards import parse_shard
     from elt.run.status import build_status
     from elt.run.task import RunTask
     from elt.store import open_store

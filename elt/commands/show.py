@@ -12,7 +12,7 @@ from elt.errors import ConfigError
 from elt.utc import jsonable
 
 if TYPE_CHECKING:
-    from elt.cli import CliContext
+    from elt.commands.context import CliContext
 
 #: Fields the newest documents are sorted by (the first one a collection's documents have).
 TIME_FIELDS = ("ts", "day", "issued_at", "last_ts", "started_at", "loaded_at", "_updated_at")

@@ -13,7 +13,7 @@ from elt.errors import EXIT_FAILED
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from elt.cli import CliContext
+    from elt.commands.context import CliContext
     from elt.run.status import StatusReport
 
 

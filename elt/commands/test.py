@@ -10,7 +10,7 @@ from elt.commands.params import json_option, parse_vars, vars_option
 from elt.commands.transform import print_result
 
 if TYPE_CHECKING:
-    from elt.cli import CliContext
+    from elt.commands.context import CliContext
 
 
 @click.command("test")

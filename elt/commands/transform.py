@@ -10,7 +10,7 @@ import click
 from elt.commands.params import json_option, parse_vars, vars_option
 
 if TYPE_CHECKING:
-    from elt.cli import CliContext
+    from elt.commands.context import CliContext
 
 
 _STYLES = {
@@ -87,7 +87,7 @@ def _transform_shard(obj: CliContext, shard: str, select: tuple[str, ...], exclu
     """``elt transform --shard I/N``: the per-station models for one shard's stations."""
     from rich.console import Console
 
-    from elt.run.shards import PER_STATION_SELECTOR, parse_shard
+    from elt.models.shards import PER_STATION_SELECTOR, parse_shard
     from elt.transform.sharded import transform_shard
 
     if select or exclude or full_refresh:

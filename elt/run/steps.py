@@ -17,8 +17,8 @@ from typing import Any
 from pymongo.database import Database
 
 from elt.config import Project
+from elt.models.shards import Shard
 from elt.owned import FORECASTS_COLLECTION
-from elt.run.shards import Shard
 from elt.run.window import RunWindow
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class StepContext:
     demo: bool = False
     #: Run every data test on everything (``elt run --full-tests``), not only on what this run changed.
     full_tests: bool = False
-    #: ``--shard i/N``: load and transform only this shard's stations (``elt.run.shards``).
+    #: ``--shard i/N``: load and transform only this shard's stations (``elt.models.shards``).
     shard: Shard | None = None
     #: ``--after-shards``: the shards of this run did the per-station work; load sums their records and
     #: transform builds only the models that combine stations.
@@ -90,7 +90,7 @@ def load_step(ctx: StepContext) -> StepOutcome:
 
 def transform_step(ctx: StepContext) -> StepOutcome:
     """Run the aggregation models (``elt transform``): staging, then marts, only the intervals that changed."""
-    from elt.run.shards import PER_STATION_SELECTOR, merge_shard_changes
+    from elt.models.shards import PER_STATION_SELECTOR, merge_shard_changes
     from elt.transform.task import run_transform
 
     if ctx.shard is not None:

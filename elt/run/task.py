@@ -18,10 +18,11 @@ from pymongo.database import Database
 from elt.config import Project
 from elt.errors import EXIT_FAILED, EXIT_OK, ConfigError, EltError
 from elt.logs import redact
+from elt.models.shards import Shard
 from elt.run import STEP_NAMES
 from elt.run.lock import RUN_LEASE, Lease
 from elt.run.runlog import RunLog, ShardRunLog, mark_abandoned, new_run_id
-from elt.run.shards import Shard, check_main_lease, check_shard_steps
+from elt.run.shards import check_main_lease, check_shard_steps
 from elt.run.steps import BLOCKS, STEPS, StepContext, StepFunction, StepOutcome, StepSkipped
 from elt.run.window import RunWindow, resolve_window
 from elt.settings import settings
@@ -102,7 +103,7 @@ class RunTask:
         self.step_functions = step_functions or STEPS
         self.now = now
         self.full_tests = full_tests
-        #: ``--shard i/N``: only this shard's stations, for the load/transform steps (see elt.run.shards).
+        #: ``--shard i/N``: only this shard's stations, for the load/transform steps (see elt.models.shards).
         self.shard = shard
         #: ``--after-shards``: the shards of this run id did load and the per-station models.
         self.after_shards = after_shards

@@ -35,7 +35,7 @@ from elt.models import load_models
 from elt.models.changes import RunChanges, range_scope, record_changes
 from elt.models.project import ModelNode, ModelProject
 from elt.models.selection import selected_models
-from elt.run.shards import PER_STATION_SELECTOR, Shard, shard_record_id
+from elt.models.shards import PER_STATION_SELECTOR, Shard, shard_record_id
 from elt.transform.intervals import (
     PENDING_FULL_BUILD,
     STATE_COLLECTION,

@@ -15,8 +15,9 @@ from pymongo.database import Database
 from elt.cli import main
 from elt.config import load_project
 from elt.errors import ConfigError
+from elt.models.shards import Shard, parse_shard
 from elt.run.runlog import RUNS_COLLECTION
-from elt.run.shards import Shard, check_shard_steps, parse_shard
+from elt.run.shards import check_shard_steps
 from elt.run.task import RunTask
 from elt.simulator.server import AirQinoSimulator
 from tests.run.run_helpers import mart_digest
