@@ -93,18 +93,24 @@ def newest_value(
     return doc[change_field] if doc else None
 
 
-def changed_groups(db: Database, collection: str, change_field: str, after: datetime, partition_by: list[str],
-                   event_time: str | None) -> Changes:  # fmt: skip
-    """Partitions (and per-day event_time ranges) of documents with ``after < change_field``."""
+def grouped_changes(db: Database, collection: str, match: dict[str, Any], change_field: str,
+                    partition_by: list[str], event_time: str | None) -> list[dict[str, Any]]:  # fmt: skip
+    """The documents matching ``match`` grouped by partition (and day of ``event_time``): their count, newest
+    ``change_field`` and first/last event time, as ``changed_groups`` and ``time_range_batches`` read them."""
     key: dict[str, Any] = {name: f"${name}" for name in partition_by}
     accumulators: dict[str, Any] = {"count": {"$sum": 1}, "newest": {"$max": f"${change_field}"}}
     if event_time:
         key["_bucket"] = {"$dateTrunc": {"date": f"${event_time}", "unit": "day"}}
         accumulators |= {"first": {"$min": f"${event_time}"}, "last": {"$max": f"${event_time}"}}
-    rows = list(db[collection].aggregate([
-        {"$match": {change_field: {"$gt": after}}},
-        {"$group": {"_id": key, **accumulators}},
-    ]))  # fmt: skip
+    return list(db[collection].aggregate([{"$match": match}, {"$group": {"_id": key, **accumulators}}]))
+
+
+def changed_groups(db: Database, collection: str, change_field: str, after: datetime, partition_by: list[str],
+                   event_time: str | None) -> Changes:  # fmt: skip
+    """Partitions (and per-day event_time ranges) of documents with ``after < change_field``."""
+    rows = grouped_changes(
+        db, collection, {change_field: {"$gt": after}}, change_field, partition_by, event_time
+    )
     newest = max((r["newest"] for r in rows if r.get("newest") is not None), default=after)
     return Changes(sum(r["count"] for r in rows), newest, rows)
 

@@ -39,6 +39,7 @@ from elt.models.shards import PER_STATION_SELECTOR, Shard, shard_record_id
 from elt.transform.intervals import (
     PENDING_FULL_BUILD,
     STATE_COLLECTION,
+    grouped_changes,
     read_state,
     stored_watermarks,
     time_range_batches,
@@ -79,20 +80,15 @@ def _unsharded_watermark(db: Database, model: ModelNode) -> datetime | None:
 
 def _changed_groups(db: Database, source: str, change_field: str, event_time: str,
                     after: dict[str, datetime | None]) -> list[dict[str, Any]]:  # fmt: skip
-    """Changed (station, day) groups of ``source``: per station, its rows newer than its own watermark."""
-    clauses = [{STATION_FIELD: sid, change_field: {"$gt": mark}} if mark is not None else {STATION_FIELD: sid}
-               for sid, mark in after.items()]  # fmt: skip
-    if not clauses:
-        return []
-    key = {
-        STATION_FIELD: f"${STATION_FIELD}",
-        "_bucket": {"$dateTrunc": {"date": f"${event_time}", "unit": "day"}},
-    }
-    return list(db[source].aggregate([
-        {"$match": clauses[0] if len(clauses) == 1 else {"$or": clauses}},
-        {"$group": {"_id": key, "count": {"$sum": 1}, "newest": {"$max": f"${change_field}"},
-                    "first": {"$min": f"${event_time}"}, "last": {"$max": f"${event_time}"}}},
-    ]))  # fmt: skip
+    """Changed (station, day) groups of ``source``: per station, its rows newer than its own watermark. One
+    equality + range query per station: an ``$or`` over stations makes SecantusDB scan the whole collection."""
+    groups: list[dict[str, Any]] = []
+    for sid, mark in after.items():
+        match = (
+            {STATION_FIELD: sid, change_field: {"$gt": mark}} if mark is not None else {STATION_FIELD: sid}
+        )
+        groups += grouped_changes(db, source, match, change_field, [STATION_FIELD], event_time)
+    return groups
 
 
 def build_shard(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext,
