@@ -56,6 +56,32 @@ def needed_concurrency(stations: int, rest_s: float, latency_s: float, budget_s:
     return math.ceil(stations / waves)
 
 
+def stations_held(rest_per_station_s: float, latency_s: float, concurrency: int, budget_s: float) -> int:
+    """Largest station count whose hourly cycle fits the budget: fetch waves at ``latency_s`` on
+    ``concurrency`` workers plus ``rest_per_station_s`` of work per station (linear in stations)."""
+    held = 0
+    while True:
+        n = held + 1
+        if math.ceil(n / max(1, concurrency)) * latency_s + n * rest_per_station_s > budget_s:
+            return held
+        held = n
+
+
+def one_year_extrapolation(sample: Any, raw_rows: int, stations: int) -> dict[str, Any]:
+    """The first full build scaled from ``raw_rows`` to a year of hourly rows per station, at the per-row rate
+    measured (a full build is linear in rows: EXTRAPOLATED, not measured)."""
+    year_rows = stations * 8760
+    scale = year_rows / raw_rows if raw_rows else 0.0
+    return {
+        "what": "first full build at one year of history per station, EXTRAPOLATED from this run's per-row rate",
+        "raw_rows_measured": raw_rows,
+        "raw_rows_one_year": year_rows,
+        "cpu_ms_per_row": round(1000 * sample.total_cpu_s / raw_rows, 3) if raw_rows else None,
+        "wall_s": round(sample.wall_s * scale, 1),
+        "total_cpu_s": round(sample.total_cpu_s * scale, 1),
+    }
+
+
 def _run_json(sample: Any, info: dict[str, Any]) -> dict[str, Any]:
     return {"sample": sample.as_json(), "status": info["status"], "exit_code": info["exit_code"],
             "steps": {k: {"status": v["status"], "seconds": v["seconds"]} for k, v in info["steps"].items()}}  # fmt: skip
@@ -93,6 +119,9 @@ def run(
     rest_s = max(0.0, hourly.wall_s - hourly_load_s)
     predicted = makespan(list(delays.values()), concurrency)
     table = {str(n): needed_concurrency(n, rest_s, hi, budget_s) for n in (stations, *TABLE_SIZES)}
+    raw_rows = counts.get("raw_airqino_hourly", 0)
+    slow_rest_s = max(0.0, slow.wall_s - (load_s or 0.0))
+    per_station = max(rest_s, slow_rest_s) / stations
     return {
         "description": f"{stations} generated stations x {days} days: first `elt run`, one hourly `elt run`, "
         f"one hourly `elt run` with every fetch delayed {lo:.0f}-{hi:.0f} s",
@@ -108,6 +137,16 @@ def run(
             "load_wall_s": load_s,
             "predicted_fetch_makespan_s": round(predicted, 1),
             "fits_budget": slow.wall_s <= budget_s,
+        },
+        "first_full_build_one_year": one_year_extrapolation(full, raw_rows, stations) if days < 365 else None,
+        "stations_one_machine_holds": {
+            "what": f"largest station count whose hourly cycle fits {budget_s:.0f} s: fetch waves at {hi:.0f} s on "
+            f"{concurrency} workers plus {per_station:.2f} s of work per station, the non-fetch wall of the hourly "
+            f"cycles measured here divided by {stations} stations (PROJECTED linearly from this size, at {days} "
+            "days of history)",
+            "work_s_per_station": round(per_station, 3),
+            "concurrency": concurrency,
+            "stations": stations_held(per_station, hi, concurrency, budget_s),
         },
         "computed_concurrency": {
             "what": f"smallest source.concurrency with every fetch at {hi:.0f} s and the rest of the hourly cycle "

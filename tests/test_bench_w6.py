@@ -3,7 +3,7 @@ concurrency it computes (never measures) for an hourly budget."""
 
 from __future__ import annotations
 
-from bench.w6_scale import makespan, needed_concurrency
+from bench.w6_scale import makespan, needed_concurrency, stations_held
 
 
 def test_fetches_are_handed_to_the_next_free_worker_in_order() -> None:
@@ -20,3 +20,12 @@ def test_the_concurrency_that_keeps_worst_case_fetch_waves_inside_the_budget() -
     assert needed_concurrency(1000, 300.0, 127.0, 3300.0) == 44
     assert needed_concurrency(23, 300.0, 127.0, 3300.0) == 1
     assert needed_concurrency(10, 3200.0, 127.0, 3300.0) is None  # the rest alone leaves no room for a fetch
+
+
+def test_the_station_count_one_machine_holds_counts_fetch_waves_and_per_station_work() -> None:
+    # 1 worker, 100 s fetches, no other work: 33 fetches fit in 3300 s, the 34th does not
+    assert stations_held(0.0, 100.0, 1, 3300.0) == 33
+    # 10 workers, 127 s fetches, 5 s of work per station: the largest N with ceil(N/10) * 127 + 5 N <= 3300
+    held = stations_held(5.0, 127.0, 10, 3300.0)
+    assert held * 5.0 + -(-held // 10) * 127.0 <= 3300.0 < (held + 1) * 5.0 + -(-(held + 1) // 10) * 127.0
+    assert stations_held(4000.0, 127.0, 4, 3300.0) == 0  # one station's work alone does not fit

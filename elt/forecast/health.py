@@ -24,13 +24,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from pymongo import DESCENDING
 from pymongo.database import Database
 
 from elt.config import DEFAULT_VARS
 from elt.forecast import HORIZONS
+from elt.forecast.reads import newest_final_hours
 from elt.owned import FORECAST_HEALTH_COLLECTION as HEALTH_COLLECTION
-from elt.owned import STAGING_MODEL as STAGING_COLLECTION
 from elt.utc import as_utc
 
 if TYPE_CHECKING:
@@ -62,14 +61,11 @@ def _floor_hour(value: datetime) -> datetime:
     return value.replace(minute=0, second=0, microsecond=0)
 
 
-def _sensor_dead(db: Database, station_id: str, pollutant: str, hours: int = 3) -> bool:
-    """True when one of the newest ``hours`` final staging hours of the series is flagged dead or stuck."""
+def _sensor_dead(db: Database, station_id: str, pollutant: str, near: datetime, hours: int = 3) -> bool:
+    """True when one of the newest ``hours`` final staging hours of the series (looked for back from
+    ``near``) is flagged dead or stuck."""
     flag = f"{pollutant}_flag"
-    docs = (
-        db[STAGING_COLLECTION]
-        .find({"station_id": station_id, "provisional": {"$ne": True}}, {flag: 1}, sort=[("ts", DESCENDING)])
-        .limit(hours)
-    )
+    docs = newest_final_hours(db, station_id, near, count=hours, fields=[flag])
     return any(doc.get(flag) in DEAD_FLAGS for doc in docs)
 
 
@@ -82,6 +78,7 @@ def _classify(
     station_level: bool,
     history: int,
     min_history: int,
+    now: datetime,
 ) -> str:
     """The status of a series predict skipped, from the model's choice and the skip reason."""
     if station_level:
@@ -93,10 +90,10 @@ def _classify(
     if choice.status == "not_enough_history":
         return "not_enough_history"
     if choice.status != "ok":
-        return "dead_sensor" if _sensor_dead(db, station_id, pollutant) else "no_valid_data"
+        return "dead_sensor" if _sensor_dead(db, station_id, pollutant, now) else "no_valid_data"
     if reason.startswith("predictor"):
         return "predictor_failed"
-    return "dead_sensor" if _sensor_dead(db, station_id, pollutant) else "recent_gap"
+    return "dead_sensor" if _sensor_dead(db, station_id, pollutant, now) else "recent_gap"
 
 
 def series_health(
@@ -148,7 +145,7 @@ def series_health(
                 reason = str(skip["reason"]) if skip else "not every horizon was forecast"
                 entry["status"] = _classify(db, bundle, station_id, pollutant, reason,
                                             skip is not None and skip.get("pollutant") is None, hours,
-                                            min_history)  # fmt: skip
+                                            min_history, now)  # fmt: skip
                 entry["reason"] = reason
             out.append(entry)
     return out

@@ -33,6 +33,7 @@ from elt.forecast.features import HISTORY_HOURS
 from elt.forecast.gbm import GbmParams
 from elt.forecast.health import record_health, series_health
 from elt.forecast.predict import PredictResult, predict_forecasts
+from elt.forecast.reads import first_hours
 from elt.forecast.series import STAGING_COLLECTION, hourly_grid, newest_final_ts, read_staging, utc_hour
 from elt.forecast.store import load_for_predict, load_latest, save_forecast
 from elt.forecast.train import (
@@ -74,9 +75,8 @@ def station_history_hours(
             return {s: 0 for s in station_ids}
         end = newest + pd.Timedelta(hours=1)
     hours: dict[str, int] = {}
-    for station_id in station_ids:
-        doc = db[STAGING_COLLECTION].find_one({"station_id": station_id}, {"ts": 1}, sort=[("ts", 1)])
-        first = utc_hour(doc["ts"]) if doc else None
+    for station_id, first_ts in first_hours(db, station_ids, end.to_pydatetime(), MIN_HISTORY_HOURS).items():
+        first = utc_hour(first_ts) if first_ts is not None else None
         hours[station_id] = max(0, int((end - first) / pd.Timedelta(hours=1))) if first is not None else 0
     return hours
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import pandas as pd
+from pymongo.database import Database
 
+from elt.forecast.reads import newest_final_hours
 from elt.owned import STAGING_MODEL as STAGING_COLLECTION
 
 log = logging.getLogger(__name__)
@@ -68,10 +70,6 @@ def hourly_grid(frame: pd.DataFrame, end: datetime | None = None) -> dict[str, p
     return grids
 
 
-#: Look-back spans tried, in order, to find a station's newest final hour near a time (then: everything).
-PROBE_HOURS: tuple[int, ...] = (48, 24 * 14, 24 * 100, 24 * 400)
-
-
 def read_staging(
     db: object,
     station_ids: Iterable[str] | None = None,
@@ -104,23 +102,8 @@ def read_staging(
     return frame
 
 
-def newest_final_ts(db: object, station_id: str, near: datetime | None = None) -> datetime | None:
-    """The newest non-provisional hour of one station in staging, read through index ranges only.
-
-    Looks at ``ts >= near - h`` for growing spans ``h`` (``PROBE_HOURS``; ``near`` defaults to now), so the
-    usual answer costs a 48-hour read, not the station's history; the provisional flag is checked in the
-    client (a ``$ne`` in the filter makes SecantusDB scan the collection).
-    """
-    anchor = near or datetime.now(timezone.utc)
-    if anchor.tzinfo is not None:
-        anchor = anchor.astimezone(timezone.utc).replace(tzinfo=None)
-    collection = db[STAGING_COLLECTION]  # type: ignore[index]
-    for hours in (*PROBE_HOURS, None):
-        query: dict[str, object] = {"station_id": station_id}
-        if hours is not None:
-            query["ts"] = {"$gte": anchor - timedelta(hours=hours)}
-        final = [d["ts"] for d in collection.find(query, {"ts": 1, "provisional": 1, "_id": 0})
-                 if d.get("provisional") is not True]  # fmt: skip
-        if final:
-            return max(final)
-    return None
+def newest_final_ts(db: Database, station_id: str, near: datetime | None = None) -> datetime | None:
+    """The newest non-provisional hour of one station in staging, read through index ranges only
+    (``elt.forecast.reads.newest_final_hours``: usually a 48-hour read, not the station's history)."""
+    newest = newest_final_hours(db, station_id, near)
+    return newest[0]["ts"] if newest else None

@@ -141,6 +141,12 @@ def _days_between(first: datetime, last: datetime) -> list[str]:
     return [_day_key(first + timedelta(days=i)) for i in range((last - first).days)]
 
 
+def has_landed(db: Database, station_id: str) -> bool:
+    """Whether rows of the station were landed: its digests document exists (one ``_id`` read; asking the raw
+    collection for "any row of this station" reads every row of it on SecantusDB)."""
+    return db[DIGESTS_COLLECTION].find_one({"_id": station_id}, {"_id": 1}) is not None
+
+
 def refresh_day_digests(db: Database, station_id: str, days: list[str]) -> None:
     """Recompute the stored digests of ``days`` from the stored rows (after landing; a crash before this
     leaves an old digest, which only means those days are compared row by row next time)."""

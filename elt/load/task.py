@@ -32,7 +32,7 @@ from pymongo.errors import PyMongoError
 
 from elt.errors import EltError, LoadError
 from elt.load.landing import LandingCounts, ensure_load_indexes, land_response
-from elt.load.prefilter import refresh_day_digests, skip_unchanged
+from elt.load.prefilter import has_landed, refresh_day_digests, skip_unchanged
 from elt.logs import redact
 from elt.sources.airqino import AirqinoSource
 from elt.sources.base import FetchError, StationSource
@@ -251,8 +251,7 @@ class LoadTask:
             return self.since, self.until
         if self.since is None:
             return None, None
-        landed = self.db[AirqinoSource.raw_collection].find_one({"station_id": station_id}, {"_id": 1})
-        return (self.since, None) if landed is not None else (None, None)
+        return (self.since, None) if has_landed(self.db, station_id) else (None, None)
 
     def _covers(self, ts: datetime) -> bool:
         return (self.since is None or ts >= self.since) and (self.until is None or ts < self.until)

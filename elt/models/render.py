@@ -130,6 +130,8 @@ class Renderer:
         self.env = _ModelSandbox(undefined=StrictUndefined, autoescape=False)
         #: Every variable name a template asked for (``--vars`` keys are checked against these).
         self.used_vars: set[str] = set()
+        #: Compiled templates by text: a model is rendered once per batch, its templates compiled once.
+        self._compiled: dict[str, Any] = {}
 
     # --- context functions ----------------------------------------------------------------------------------
 
@@ -232,13 +234,12 @@ class Renderer:
         before = len(scope.errors)
         try:
             single = _SINGLE_EXPRESSION.match(text)
-            if single:
-                result = self.env.compile_expression(single.group("expr").strip(), undefined_to_none=False)(
-                    **context
-                )
-                result = _native(result)
-            else:
-                result = self.env.from_string(text).render(**context)
+            compiled = self._compiled.get(text)
+            if compiled is None:
+                compiled = (self.env.compile_expression(single.group("expr").strip(), undefined_to_none=False)
+                            if single else self.env.from_string(text).render)  # fmt: skip
+                self._compiled[text] = compiled
+            result = _native(compiled(**context)) if single else compiled(**context)
         except TemplateError as exc:
             scope.errors.append(f"{where or 'value'}: template error in {text!r}: {exc}")
             return None

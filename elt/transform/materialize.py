@@ -48,6 +48,9 @@ from elt.transform.rebuild import ensure_indexes, merge_changed, rebuild, verify
 
 log = logging.getLogger(__name__)
 
+#: A rebuild that wrote or deleted fewer than one document in this many records the keys it changed, so that
+#: audits and publish read only those (one query per key); more, and it records the relation as changed whole.
+KEY_SCOPES_PER_DOCUMENT = 20
 #: At most this many partitions are listed in run_results (the count is always exact).
 MAX_LISTED_PARTITIONS = 500
 
@@ -147,10 +150,14 @@ def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext
     earlier runs' documents)."""
     _check_target(model)
     pipeline = mp.render_pipeline(model, FULL_START, FULL_END) + _meta_stages(ctx)
-    rows = rebuild(db, mp.collection_of(model.from_id), pipeline, model, ctx.run_id, ctx.started_at)
+    rebuilt = rebuild(db, mp.collection_of(model.from_id), pipeline, model, ctx.run_id, ctx.started_at)
     ctx.fully_built.add(model.unique_id)
     assert ctx.changes is not None
-    ctx.changes.add_full(model.collection)
+    changed, rows = rebuilt.changed_keys, rebuilt.rows
+    if changed is None or len(changed) * KEY_SCOPES_PER_DOCUMENT > rows:
+        ctx.changes.add_full(model.collection)
+    else:  # audits and publish then read only the documents the rebuild wrote or deleted
+        ctx.changes.add_scopes(model.collection, changed)
     return Outcome("full", rows_affected=rows, message=f"{rows} documents (full build)")
 
 
@@ -226,9 +233,7 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
                      if k in (model.spec.partition_by or []) and not isinstance(v, dict)}  # fmt: skip
         pipeline = ([{"$match": batch.input_filter}] + mp.render_pipeline(model, start, end, partition)
                     + [{"$match": batch.output_filter}] + _meta_stages(ctx))  # fmt: skip
-        merge_changed(db, source, pipeline, model, _verify_filter(model, batch))
-        written = range_scope(batch.output_filter) or batch.output_filter
-        rows += db[model.collection].count_documents({**written, "_run_id": ctx.run_id})
+        rows += merge_changed(db, source, pipeline, model, _verify_filter(model, batch))
     failpoint(f"{model.name}:incremental:merged")
     for batch in batches:  # before the state says these partitions are done
         verify_keys(db, model, _verify_filter(model, batch))

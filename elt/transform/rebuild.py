@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -188,8 +189,8 @@ def merge_changed(
     """An incremental batch: write the pipeline's result on ``unique_key`` where it differs from the stored
     documents matching ``query`` (the batch's outputs; an index-friendly filter), leaving identical documents
     untouched and deleting nothing. The client compares: a server-side ``$merge`` that keeps identical
-    documents cost ~1 ms per document on SecantusDB. The number of documents in the result."""
-    return _write(db, source, pipeline, model, _existing(db, model, query))
+    documents cost ~1 ms per document on SecantusDB. The number of documents written (new or changed)."""
+    return len(_write(db, source, pipeline, model, _existing(db, model, query))[1])
 
 
 def _write(
@@ -198,15 +199,17 @@ def _write(
     pipeline: list[dict[str, Any]],
     model: ModelNode,
     existing: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] | None,
-) -> int:
+) -> tuple[int, list[dict[str, Any]]]:
     """Stream the pipeline's result into the model's collection: inserts into an empty one (``existing`` None);
     else replace-or-insert by key, skipping documents whose content equals the stored one, and the keys left
-    in ``existing`` are those to delete. The number of documents in the result."""
+    in ``existing`` are those to delete. The number of documents in the result, and the keys of those written
+    over stored ones (new or changed; none in an empty collection)."""
     keys = list(model.spec.unique_key or [])
     target = db.get_collection(model.collection, codec_options=_RAW)
     seen: set[tuple[Any, ...]] = set()
     duplicates: list[tuple[str, ...]] = []
     count = 0
+    written: list[dict[str, Any]] = []
     cursor = db.get_collection(source, codec_options=_RAW).aggregate(pipeline, allowDiskUse=True)
     try:
         for batch in _batches(cursor):
@@ -224,7 +227,9 @@ def _write(
                     continue
                 old = existing.pop(key, None)
                 if old is None or old[1] != _content(doc):
-                    ops.append(ReplaceOne(dict(zip(keys, values, strict=True)), doc, upsert=True))
+                    key_values = dict(zip(keys, values, strict=True))
+                    ops.append(ReplaceOne(key_values, doc, upsert=True))
+                    written.append(key_values)
             if ops:
                 target.bulk_write(ops, ordered=False)
     except BulkWriteError as exc:
@@ -236,7 +241,7 @@ def _write(
         cursor.close()
     if duplicates:
         raise _duplicate_error(model, duplicates)
-    return count
+    return count, written
 
 
 def _merge(db: Database, source: str, pipeline: list[dict[str, Any]], model: ModelNode, run_id: str) -> None:
@@ -247,6 +252,17 @@ def _merge(db: Database, source: str, pipeline: list[dict[str, Any]], model: Mod
         raise _server_error(model, exc) from None
 
 
+@dataclass
+class Rebuilt:
+    """What a rebuild did."""
+
+    #: Documents in the result.
+    rows: int
+    #: ``unique_key`` values of the documents it wrote over stored ones or deleted; None when it wrote the
+    #: collection whole (a first build, or a server-side ``$merge`` of a large collection).
+    changed_keys: list[dict[str, Any]] | None
+
+
 def rebuild(
     db: Database,
     source: str,
@@ -254,10 +270,9 @@ def rebuild(
     model: ModelNode,
     run_id: str,
     stamp: datetime | None = None,
-) -> int:
+) -> Rebuilt:
     """Replace the model's documents by the result of ``pipeline`` on ``source`` (its documents stamped with
-    ``run_id`` and ``_updated_at`` ``stamp``), crash-safe as the module says; the number of documents in the
-    result."""
+    ``run_id`` and ``_updated_at`` ``stamp``), crash-safe as the module says."""
     info = next(db.list_collections(filter={"name": model.collection}), None)
     existed = info is not None
     view = existed and info.get("type") == "view"  # type: ignore[union-attr]
@@ -267,9 +282,11 @@ def rebuild(
     existing = _existing(db, model) if compare else None
     point = f"{model.name}:full"
     failpoint(f"{point}:start")
+    changed: list[dict[str, Any]] | None = None
     try:
         if size == 0 or compare:
-            rows = _write(db, source, pipeline, model, existing)
+            rows, written = _write(db, source, pipeline, model, existing)
+            changed = written if compare else None
             if size == 0:
                 ensure_indexes(db, model)
         else:
@@ -285,6 +302,8 @@ def rebuild(
     failpoint(f"{point}:verified")
     if existing:  # keys the result no longer has
         stale_ids = [doc_id for doc_id, _ in existing.values()]
+        changed = (changed or []) + [{k: content.get(k) for k in model.spec.unique_key or []}
+                                     for _, content in existing.values()]  # fmt: skip
         for start in range(0, len(stale_ids), WRITE_BATCH):
             db[model.collection].delete_many({"_id": {"$in": stale_ids[start : start + WRITE_BATCH]}})
         if stamp is not None:  # a deletion moves the collection's newest _updated_at (children track it)
@@ -299,4 +318,4 @@ def rebuild(
     if stale:
         raise TransformError(f"{model.path}: model '{model.name}': {stale} documents of an earlier run remain after "
                              "the rebuild; not recorded as built. Rerun elt transform")  # fmt: skip
-    return rows
+    return Rebuilt(rows, changed)

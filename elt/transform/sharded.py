@@ -130,8 +130,7 @@ def build_shard(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContex
         pipeline = ([{"$match": batch.input_filter}]
                     + mp.render_pipeline(model, bounds["$gte"], bounds["$lte"], partition)
                     + [{"$match": batch.output_filter}] + _meta_stages(ctx))  # fmt: skip
-        merge_changed(db, source, pipeline, model, batch.output_filter)
-        rows += db[model.collection].count_documents({**batch.output_filter, "_run_id": ctx.run_id})
+        rows += merge_changed(db, source, pipeline, model, batch.output_filter)
     for batch in batches:
         verify_keys(db, model, batch.output_filter)
     assert ctx.changes is not None

@@ -232,7 +232,7 @@ def run_tests(
     ``store_failures`` keeps failing documents in ``elt_test_failures``; ``now`` is the freshness reference.
     ``changes`` (a run's change records) turns the pass into an audit of what that run wrote: a test runs only
     on the partitions its relation changed in, and not at all on a relation that did not change (freshness
-    always runs). None (``elt test``) is the full pass.
+    always runs, from what it cached when its source did not change). None (``elt test``) is the full pass.
     """
     started = time.monotonic()
     mp = load_models(project, vars)
@@ -249,12 +249,15 @@ def run_tests(
     for uid in chosen:
         test = mp.tests[uid]
         scopes = None
-        if changes is not None and test.kind != "freshness":
+        if changes is not None:
             change = changes.get(mp.collection_of(test.attached_to))
-            if change is None:
+            if change is None and test.kind == "freshness":
+                scopes = []  # freshness always runs: on its cached newest loads when nothing was loaded
+            elif change is None:
                 unchanged.append(uid)
                 continue
-            scopes = None if change.full else change.scopes
+            else:
+                scopes = None if change.full else change.scopes
         planned.append((uid, test, scopes))
     batched = batched_outcomes(db, mp, planned)  # single-query tests of a relation: one aggregation per scope
     for i, (uid, test, scopes) in enumerate(planned, 1):

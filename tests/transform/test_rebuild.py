@@ -37,7 +37,8 @@ def _docs(db: Database) -> dict[int, dict[str, Any]]:
 def test_first_build_then_a_rebuild_touches_only_what_changed(mongo_db: Database) -> None:
     assert COMPARE_LIMIT > 10
     mongo_db.numbers.insert_many([{"n": n} for n in range(5)])
-    assert rebuild(mongo_db, "numbers", _pipeline("r1"), _model(), "r1", T0) == 5
+    first_build = rebuild(mongo_db, "numbers", _pipeline("r1"), _model(), "r1", T0)
+    assert (first_build.rows, first_build.changed_keys) == (5, None)  # written whole: no keys to list
     first = _docs(mongo_db)
     assert {n: d["square"] for n, d in first.items()} == {n: n * n for n in range(5)}
     assert {d["_run_id"] for d in first.values()} == {"r1"}
@@ -45,7 +46,9 @@ def test_first_build_then_a_rebuild_touches_only_what_changed(mongo_db: Database
 
     mongo_db.numbers.delete_one({"n": 4})
     mongo_db.numbers.update_one({"n": 3}, {"$set": {"n": 7}})
-    assert rebuild(mongo_db, "numbers", _pipeline("r2"), _model(), "r2", T0) == 4
+    second_build = rebuild(mongo_db, "numbers", _pipeline("r2"), _model(), "r2", T0)
+    assert second_build.rows == 4
+    assert sorted(k["n"] for k in second_build.changed_keys or []) == [3, 4, 7]  # 7 written, 3 and 4 deleted
 
     second = _docs(mongo_db)
     assert {n: d["square"] for n, d in second.items()} == {0: 0, 1: 1, 2: 4, 7: 49}
@@ -61,7 +64,7 @@ def test_a_duplicate_key_in_the_result_fails_the_rebuild(mongo_db: Database) -> 
         rebuild(mongo_db, "numbers", _pipeline("r1"), _model(), "r1", T0)
     mongo_db.numbers.delete_many({})
     mongo_db.numbers.insert_many([{"n": 1}, {"n": 2}])
-    assert rebuild(mongo_db, "numbers", _pipeline("r2"), _model(), "r2", T0) == 2
+    assert rebuild(mongo_db, "numbers", _pipeline("r2"), _model(), "r2", T0).rows == 2
     mongo_db.numbers.insert_one({"n": 2})
     with pytest.raises(TransformError, match="is not unique"):
         rebuild(mongo_db, "numbers", _pipeline("r3"), _model(), "r3", T0)
