@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from pymongo.database import Database
 
+from elt.forecast.reads import first_hours
 from elt.forecast.run import newest_final_hour
 from elt.forecast.series import newest_final_ts, read_staging
 
@@ -44,3 +45,22 @@ def test_read_staging_reads_each_station_by_its_time_range(mongo_db: Database) -
     frame = read_staging(mongo_db, ["a", "b"], start=T0 + timedelta(days=1), end=T0 + timedelta(days=2))
     assert sorted(frame.groupby("station_id").size().items()) == [("a", 24), ("b", 24)]
     assert len(read_staging(mongo_db, ["b"])) == 72
+
+
+def test_the_first_staging_hour_is_cached_and_read_again_only_when_it_may_be_wrong(
+    mongo_db: Database,
+) -> None:
+    staging = mongo_db.stg_airqino_hourly
+    staging.create_index([("station_id", 1), ("ts", 1)], unique=True)
+    late = T0 + timedelta(days=9)
+    staging.insert_many([{"station_id": "a", "ts": T0 + timedelta(hours=h)} for h in range(240)]
+                        + [{"station_id": "b", "ts": late + timedelta(hours=h)} for h in range(24)])  # fmt: skip
+    end = T0 + timedelta(days=10)
+    assert first_hours(mongo_db, ["a", "b", "none"], end, 168) == {"a": T0, "b": late, "none": None}
+    earlier = timedelta(hours=5)
+    staging.insert_many([{"station_id": s, "ts": first - earlier} for s, first in (("a", T0), ("b", late))])
+    # "a" had enough history: its cached first hour stands (only how much more than enough it has changes);
+    # "b" had 24 hours: a short station is read again and sees the earlier hour
+    assert first_hours(mongo_db, ["a", "b"], end, 168) == {"a": T0, "b": late - earlier}
+    staging.delete_one({"station_id": "a", "ts": T0})  # the cached hour is gone: read again
+    assert first_hours(mongo_db, ["a"], end, 168) == {"a": T0 - earlier}
