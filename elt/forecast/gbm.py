@@ -48,6 +48,8 @@ class GbmParams:
         return asdict(self)
 
 
+#: The most categories (and histogram bins) scikit-learn's gradient boosting takes for one feature.
+MAX_CATEGORIES = 255
 #: The ``GbmParams`` fields passed to scikit-learn's estimator as they are (the others shape the training set).
 ESTIMATOR_PARAMS = (
     "learning_rate", "max_iter", "max_leaf_nodes", "min_samples_leaf", "l2_regularization", "max_bins", "random_state",
@@ -78,13 +80,29 @@ class ChangeModel:
 
     def fit(self, train: pd.DataFrame) -> ChangeModel:
         """Fit on design-matrix rows that have a target change."""
-        x = train[self.features].to_numpy(dtype=float)
+        x = train[self.features].to_numpy(dtype=float, copy=True)  # written to below
         # A feature with no value at all (e.g. the 168 h lag in a first week of data) becomes a constant:
         # scikit-learn's binning fails on an all-missing column.
         x[:, np.isnan(x).all(axis=0)] = 0.0
+        self._fit_station_feature(x)
         with threadpool_limits(limits=1):
             self.estimator.fit(x, train["delta"].to_numpy(dtype=float))
         return self
+
+    def _fit_station_feature(self, x: np.ndarray) -> None:
+        """Keep the station a categorical feature at any station count: scikit-learn needs a categorical
+        feature's cardinality within ``max_bins``, so more stations than ``params.max_bins`` raise the bins up
+        to scikit-learn's limit (255), and beyond it the station code becomes a plain numeric feature."""
+        if "station" not in self.features:
+            return
+        column = x[:, self.features.index("station")]
+        stations = len(np.unique(column[~np.isnan(column)]))
+        if stations <= self.params.max_bins:
+            return
+        if stations <= MAX_CATEGORIES:
+            self.estimator.set_params(max_bins=stations)
+        else:
+            self.estimator.set_params(categorical_features=None)
 
     def predict(self, matrix: pd.DataFrame) -> pd.Series:
         """Forecast level per row: y(t) plus the predicted change, never below 0 (a concentration)."""

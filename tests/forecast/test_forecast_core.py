@@ -128,3 +128,16 @@ def test_design_matrix_targets_are_the_change_over_the_horizon() -> None:
     assert matrix["delta"].tolist()[:3] == [3.0, 5.0, 7.0]
     assert matrix["observed"].tolist()[:3] == [4.0, 7.0, 11.0]
     assert matrix["y_lag1"].tolist()[1:3] == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("stations", [10, 100, 300])
+def test_the_model_trains_at_any_station_count(stations: int) -> None:
+    # the station code is a categorical feature: beyond max_bins (63) stations scikit-learn refused it
+    from elt.forecast.gbm import ChangeModel, GbmParams
+
+    rng = np.random.default_rng(0)
+    rows = 20 * stations
+    train = pd.DataFrame({"station": rng.integers(0, stations, rows).astype(float), "y0": rng.random(rows),
+                          "delta": rng.normal(size=rows)})  # fmt: skip
+    model = ChangeModel(GbmParams(max_iter=5, min_samples_leaf=5), ["station", "y0"]).fit(train)
+    assert model.predict(train.head(3)).notna().all()
