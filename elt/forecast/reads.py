@@ -17,6 +17,7 @@ from pymongo.database import Database
 
 from elt.owned import STAGING_MODEL as STAGING_COLLECTION
 from elt.owned import STATE_COLLECTION
+from elt.utc import as_utc
 
 #: Look-back spans tried, in order, to find a station's newest final hours near a time (then: everything).
 PROBE_HOURS: tuple[int, ...] = (48, 24 * 14, 24 * 100, 24 * 400)
@@ -25,8 +26,8 @@ FIRST_HOURS_STATE = "forecast:first_hours"
 
 
 def _naive_utc(moment: datetime | None) -> datetime:
-    anchor = moment or datetime.now(timezone.utc)
-    return anchor.astimezone(timezone.utc).replace(tzinfo=None) if anchor.tzinfo is not None else anchor
+    """``moment`` (default now) as a naive UTC datetime, the form staging's ``ts`` is compared in."""
+    return as_utc(moment or datetime.now(timezone.utc)).replace(tzinfo=None)
 
 
 def newest_final_hours(
@@ -85,7 +86,7 @@ def first_hours(
                 and _has_hour(db, station_id, first))  # fmt: skip
         if not keep:
             first = _first_hour(db, station_id)
-            first = _naive_utc(first) if first is not None else None
+            first = _naive_utc(first) if first is not None else None  # not "now" when absent
             if first != cached.get(station_id):
                 cached[station_id] = first  # type: ignore[assignment]
                 changed = True
