@@ -124,20 +124,27 @@ def load_source(root: Path) -> BundleSource:
 def dataset_config(
     dataset: dict[str, Any], database: dict[str, Any], tables: list[ServingTable]
 ) -> dict[str, Any]:
-    """The bundle file of one dataset: physical columns from the serving table, then the YAML's own columns."""
+    """The bundle file of one dataset: physical columns from its serving table (a virtual dataset, one with
+    ``sql``, takes them from the table named by ``columns_from``, if any), then the YAML's own columns."""
     columns: list[dict[str, Any]] = []
-    by_table = {t.name: t for t in tables}
-    table = by_table.get(dataset["table_name"]) if not dataset.get("sql") else None
+    virtual = bool(dataset.get("sql"))
+    table_name = dataset.get("columns_from") if virtual else dataset["table_name"]
+    table = {t.name: t for t in tables}.get(table_name) if table_name else None
     if table is not None:
         for column in table.columns:
             columns.append(
                 {"column_name": column.name, "type": SUPERSET_TYPES[column.type],
                  "is_dttm": column.type in ("date", "datetime"), "description": column.description or None}
             )  # fmt: skip
-        columns.append({"column_name": "published_at", "type": "TIMESTAMP WITH TIME ZONE", "is_dttm": True})
-    elif not dataset.get("sql"):
+        if not virtual:
+            columns.append(
+                {"column_name": "published_at", "type": "TIMESTAMP WITH TIME ZONE", "is_dttm": True}
+            )
+    elif table_name is not None:
+        what = "columns_from" if virtual else "table_name"
         raise ConfigError(
-            f"{dataset['_path']}: '{dataset['table_name']}' is neither a serving table nor has sql"
+            f"{dataset['_path']}: {what} '{table_name}' is not a serving table (a model or source with publish:)"
+            + ("" if virtual else " and the dataset has no sql")
         )
     by_name = {c["column_name"]: c for c in columns}
     for extra in dataset.get("columns", []):
@@ -153,7 +160,7 @@ def dataset_config(
     config = {
         key: value
         for key, value in dataset.items()
-        if not key.startswith("_") and key not in ("columns", "metrics")
+        if not key.startswith("_") and key not in ("columns", "metrics", "columns_from")
     }
     config.update(
         {

@@ -127,3 +127,11 @@ def query(dsn: str, statement: str, params: tuple = ()) -> list[tuple]:
 
     with psycopg.connect(dsn) as conn:
         return conn.execute(statement, params).fetchall()
+
+
+def dataset_sql(name: str) -> str:
+    """The ``sql`` of the dashboard's virtual dataset ``config/superset/datasets/<name>.yaml``."""
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "config" / "superset" / "datasets" / f"{name}.yaml"
+    return yaml.safe_load(path.read_text())["sql"]

@@ -10,8 +10,13 @@ import pytest
 from pymongo.database import Database
 
 from elt.config import load_project
+from elt.publish import publish_marts
 from elt.transform.task import run_transform
+from tests.e2e.postgres import dataset_sql, query
 from tests.reference_daily import raw_document, utc
+
+#: Fixtures: postgres_server, serving_dsn (a fresh database on a private PostgreSQL).
+pytest_plugins = ["tests.e2e.fixtures"]
 
 STATION = "283181971"
 OTHER = "283164601"
@@ -107,6 +112,52 @@ def test_trailing_seven_days_pool_the_errors_of_the_days_before(verified: Databa
     assert (day1["n_7d"], day1["mae_7d"], day1["skill_7d"]) == (2, 2.0, -1.0)
 
 
+def test_forecast_vs_observed_puts_each_hour_next_to_its_forecasts(
+    project_dir: Path, verified: Database
+) -> None:
+    """The dashboard's mart: every staging hour per pollutant (observed only when valid and final) with the
+    forecasts made 1 and 2 hours before it, plus the forecast-only hours (``received`` false)."""
+    assert run_transform(load_project(project_dir), verified, select=["forecast_vs_observed"]).exit_code == 0
+    got = {(d["station_id"], d["pollutant"], d["ts"].replace(tzinfo=timezone.utc)): d
+           for d in verified.forecast_vs_observed.find({}, {"_id": 0, "_updated_at": 0, "_run_id": 0})}  # fmt: skip
+    assert len(got) == 48 * 2 + 2  # + the forecast-only hours at H=60 and of the station without observations
+
+    def row(station: str, pollutant: str, hour: int) -> tuple:
+        d = got[(station, pollutant, at(hour))]
+        return d["received"], d["observed"], d["forecast_1h"], d["forecast_2h"], d["station_name"]
+
+    assert row(STATION, "pm25", 6) == (True, 16.0, 17.0, None, "SMART189")
+    assert row(STATION, "pm25", 7) == (True, 17.0, 14.0, 17.5, "SMART189")
+    assert row(STATION, "pm25", 20) == (True, None, 30.0, None, "SMART189")  # flagged: not an observation
+    assert row(STATION, "pm25", 47) == (True, None, 56.0, None, "SMART189")  # provisional: not yet
+    assert row(STATION, "pm25", 60) == (False, None, 70.0, None, "SMART189")  # what comes next
+    assert row(OTHER, "pm25", 6) == (False, None, 9.0, None, "SMART188")
+    assert row(STATION, "co", 11)[:3] == (True, pytest.approx(0.21), 0.23)
+
+
+def test_the_forecast_charts_dataset_is_the_48_hours_before_the_newest_hour_received(
+    project_dir: Path, mongo_db: Database, serving_dsn: str
+) -> None:
+    """72 hours received, forecasts for the 2 hours after: the chart's dataset, on PostgreSQL over the published
+    mart, keeps the last 48 received hours and the forecast-only hours after them."""
+    raw = [raw_document(STATION, at(h), {"pm25": 10.0 + h, "co": 0.5}) for h in range(72)]
+    mongo_db.raw_airqino_hourly.insert_many(raw)
+    mongo_db.forecasts.insert_many(
+        [dict(forecast(STATION, "pm25", 71, h, 90.0), _loaded_at=datetime.now(timezone.utc)) for h in (1, 2)]
+    )
+    project = load_project(project_dir)
+    assert run_transform(project, mongo_db).exit_code == 0
+    publish_marts(project, mongo_db, dsn=serving_dsn)
+    rows = query(
+        serving_dsn,
+        f"SELECT pollutant, ts, received, forecast_1h FROM ({dataset_sql('forecast_vs_observed_48h')}) v",
+    )
+    pm25 = sorted((ts, received, f1) for pollutant, ts, received, f1 in rows if pollutant == "pm25")
+    assert [ts for ts, _, _ in pm25] == [at(h) for h in range(24, 74)]
+    assert pm25[-2:] == [(at(72), False, 90.0), (at(73), False, None)]
+    assert len(rows) == 2 * 48 + 2
+
+
 def test_rebuild_gives_the_same_rows(project_dir: Path, verified: Database) -> None:
     before = rows(verified)
     result = run_transform(load_project(project_dir), verified, select=["+forecast_verification"])
@@ -130,7 +181,7 @@ def test_hour_by_hour_verification_equals_a_full_refresh(project_dir: Path, mong
     if later:
         mongo_db.forecasts.insert_many([dict(f, _loaded_at=datetime.now(timezone.utc)) for f in later])
         assert run_transform(project, mongo_db).exit_code == 0
-    names = ("forecast_pairs", "forecast_verification_days", "forecast_verification")
+    names = ("forecast_pairs", "forecast_verification_days", "forecast_verification", "forecast_vs_observed")
     hidden = {"_id": 0, "_updated_at": 0, "_run_id": 0}
 
     def state() -> dict[str, list[str]]:
@@ -138,7 +189,9 @@ def test_hour_by_hour_verification_equals_a_full_refresh(project_dir: Path, mong
 
     incremental = state()
     assert incremental["forecast_verification"], "nothing verified"
-    full = run_transform(project, mongo_db, select=["+forecast_verification"], full_refresh=True)
+    full = run_transform(
+        project, mongo_db, select=["+forecast_verification +forecast_vs_observed"], full_refresh=True
+    )
     assert full.exit_code == 0
     rebuilt = state()
     for name in names:

@@ -68,15 +68,44 @@ def test_database_has_extra_and_no_password(files: dict[str, dict]) -> None:
         bundle_files(load_source(SOURCE), [], "postgresql+psycopg2://superset_ro:secret@db/airqino")
 
 
-def test_physical_datasets_take_their_columns_from_the_serving_tables(files: dict[str, dict]) -> None:
-    daily = next(d for d in _of(files, "datasets/") if d["table_name"] == "daily_air_quality")
+def test_datasets_take_their_columns_from_the_serving_tables(files: dict[str, dict]) -> None:
+    datasets = {d["table_name"]: d for d in _of(files, "datasets/")}
+    headline = {c["column_name"]: c for c in datasets["station_headline"]["columns"]}  # a physical dataset
+    assert headline["pm25_last_valid_ts"]["type"] == "TIMESTAMP WITH TIME ZONE" and "published_at" in headline
+    assert headline["pm25_complete_days_30d"]["type"] == "BIGINT" and datasets["station_headline"]["sql"] is None
+    daily = datasets["daily_air_quality"]  # a virtual one: columns_from its serving table, days_ago from the YAML
     columns = {c["column_name"]: c for c in daily["columns"]}
     assert columns["day"]["type"] == "DATE" and columns["day"]["is_dttm"] is True
-    assert columns["pm25_mean"]["type"] == "DOUBLE PRECISION" and columns["days_ago"]["type"] == "BIGINT"
+    assert columns["pm25_mean"]["type"] == "DOUBLE PRECISION" and columns["days_ago"]["type"] == "INTEGER"
     assert (
         columns["station_name"]["verbose_name"] == "Station"
     )  # from the YAML, merged into the physical column
     assert daily["schema"] == "airqino" and daily["main_dttm_col"] == "day"
+    assert "- d.day AS days_ago" in daily["sql"]
+
+
+def test_the_forecast_charts_read_the_last_48_hours_through_a_virtual_dataset(files: dict[str, dict]) -> None:
+    recent = next(d for d in _of(files, "datasets/") if d["table_name"] == "forecast_vs_observed_48h")
+    assert "FROM airqino.forecast_vs_observed" in recent["sql"] and "interval '48 hours'" in recent["sql"]
+    assert "columns_from" not in recent  # not a Superset key
+    columns = {c["column_name"]: c for c in recent["columns"]}
+    assert columns["ts"]["is_dttm"] is True and columns["observed"]["type"] == "DOUBLE PRECISION"
+    assert "published_at" not in columns  # the SELECT does not return it
+    assert columns["station_name"]["verbose_name"] == "Station"
+
+
+def test_a_virtual_dataset_naming_an_unknown_serving_table_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "superset"
+    shutil.copytree(SOURCE, source)
+    path = source / "datasets" / "forecast_vs_observed_48h.yaml"
+    path.write_text(
+        path.read_text().replace("columns_from: forecast_vs_observed", "columns_from: forecast_vs")
+    )
+    tables = serving_tables(load_project(REPO_ROOT))
+    with pytest.raises(
+        ConfigError, match=r"forecast_vs_observed_48h.yaml: columns_from 'forecast_vs' is not a serving"
+    ):
+        bundle_files(load_source(source), tables, "postgresql+psycopg2://superset_ro@db:5432/airqino")
 
 
 def test_every_chart_has_a_supported_viz_and_a_saved_query(files: dict[str, dict]) -> None:

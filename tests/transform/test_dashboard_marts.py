@@ -14,8 +14,13 @@ import pytest
 from pymongo.database import Database
 
 from elt.config import load_project
+from elt.publish import publish_marts
 from elt.transform.task import run_transform
+from tests.e2e.postgres import dataset_sql, query
 from tests.reference_daily import hours, raw_document, utc
+
+#: Fixtures: postgres_server, serving_dsn (a fresh database on a private PostgreSQL).
+pytest_plugins = ["tests.e2e.fixtures"]
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -48,9 +53,19 @@ def _one(db: Database, collection: str, **match: object) -> dict:
     return docs[0]
 
 
-def test_days_ago_counts_back_from_the_newest_data_day_of_any_station(marts: Database) -> None:
-    assert _one(marts, "daily_air_quality", station_id=SMART188, day="2024-09-04")["days_ago"] == 0
-    assert _one(marts, "daily_air_quality", station_id=SMART189, day="2024-09-01")["days_ago"] == 3
+def test_days_ago_counts_back_from_the_newest_data_day_of_any_station(
+    project_dir: Path, marts: Database, serving_dsn: str
+) -> None:
+    """days_ago is computed when read: the dashboard's datasets over the published marts, on PostgreSQL."""
+    publish_marts(load_project(project_dir), marts, dsn=serving_dsn)
+    for dataset in ("daily_air_quality", "daily_valid_hours"):
+        rows = query(
+            serving_dsn, f"SELECT station_id, day::text, days_ago FROM ({dataset_sql(dataset)}) AS v"
+        )
+        days_ago = {(station, day): n for station, day, n in rows}
+        assert days_ago[(SMART188, "2024-09-04")] == 0, dataset
+        assert days_ago[(SMART189, "2024-09-01")] == 3, dataset
+        assert days_ago[(SMART189, "2024-09-04")] == 0, dataset
 
 
 def test_incomplete_days_have_their_mean_in_their_own_column(marts: Database) -> None:

@@ -66,18 +66,19 @@ def test_a_table_rebuild_records_the_keys_it_changed_and_the_audit_reads_only_th
 
     monkeypatch.setattr(materialize, "KEY_SCOPES_PER_DOCUMENT", 1)  # the fixture's tables are small
     project = load_project(project_dir)
-    for run_id in ("hour-2", "hour-3"):  # the table's first build writes it whole, the next one by key
-        hourly.advance(hours=1)
-        assert run_load(project_dir).exit_code == 0
-        assert run_transform(project, mongo_db, select=["+daily_air_quality"], run_id=run_id).exit_code == 0
-    assert read_changes(mongo_db, "hour-2").get("daily_air_quality").full
-    daily = read_changes(mongo_db, "hour-3").get("daily_air_quality")
-    assert daily is not None and not daily.full and daily.scopes
-    assert all(set(s) == {"station_id", "day"} and isinstance(s["day"], str) for s in daily.scopes)
-    assert len(daily.scopes) < mongo_db.daily_air_quality.count_documents({})
-    audit = run_tests(project, mongo_db, run_id="hour-3", changes=read_changes(mongo_db, "hour-3"))
+    hourly.advance(hours=1)
+    assert run_load(project_dir).exit_code == 0
+    assert run_transform(project, mongo_db, select=["+station_freshness"], run_id="hour-2").exit_code == 0
+    fresh = read_changes(mongo_db, "hour-2").get("station_freshness")
+    assert fresh is not None and not fresh.full and fresh.scopes
+    assert all(set(s) == {"station_id", "pollutant"} for s in fresh.scopes)
+    rewritten = mongo_db.station_freshness.find({"_run_id": "hour-2"})
+    assert {(s["station_id"], s["pollutant"]) for s in fresh.scopes} == {
+        (d["station_id"], d["pollutant"]) for d in rewritten
+    }
+    audit = run_tests(project, mongo_db, run_id="hour-2", changes=read_changes(mongo_db, "hour-2"))
     full = run_tests(project, mongo_db)
-    audited = {r.unique_id: r.status for r in audit.results if "daily_air_quality" in r.unique_id}
+    audited = {r.unique_id: r.status for r in audit.results if "station_freshness" in r.unique_id}
     assert audited and all(full.result(uid).status == status for uid, status in audited.items())
 
 
