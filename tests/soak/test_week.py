@@ -378,7 +378,7 @@ def _published_divergences(soak: Soak, db: Database) -> dict[str, int]:
                 newest = db[table.collection].find_one({}, sort=[(table.window_field, -1)])
                 if newest is not None:
                     start = newest[table.window_field] - timedelta(days=table.window_days)
-                    query = {table.window_field: {"$gte": start}}
+                    query = {table.window_field: {"$gt": start}}  # as elt publish: newer than the start
             mongo_rows = []
             for doc in db[table.collection].find(query):
                 if "station_name" in columns and "station_name" not in doc:
