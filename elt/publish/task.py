@@ -143,8 +143,21 @@ def scoped_rows(
     scopes: list[dict[str, Any]],
     window_start: datetime | None,
 ) -> Iterator[list[Any]]:
-    """The rows of ``table`` in the changed ``scopes`` (one index-friendly query each), inside its window."""
+    """The rows of ``table`` in the changed ``scopes`` (one index-friendly query each), inside its window.
+
+    Scopes may overlap (two steps of one run changed the same relation, e.g. the transform and the forecast
+    step's refresh of the forecast marts): a document is yielded once, by its key.
+    """
     projection = {"_id": 0, **{name: 1 for name in table.column_names}}
+    seen: set[tuple[Any, ...]] = set()
+
+    def first_time(document: dict[str, Any]) -> bool:
+        key = tuple(document.get(name) for name in table.key)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
     for scope in scopes:
         cursor = db[table.collection].find(scope, projection, batch_size=2000)  # type: ignore[index]
         if window_start is not None and table.window_field:
@@ -152,7 +165,7 @@ def scoped_rows(
             cursor = (
                 d for d in cursor if d.get(field_name) is not None and as_utc(d[field_name]) > window_start
             )
-        yield from _documents(project, table, cursor)
+        yield from _documents(project, table, (d for d in cursor if first_time(d)))
 
 
 def source_rows(project: Project, db: Database, table: ServingTable) -> Iterator[list[Any]]:

@@ -23,6 +23,9 @@ from elt.run.window import RunWindow
 
 log = logging.getLogger(__name__)
 
+#: The models that read the forecasts (their descendants included): the forecast step rebuilds them.
+FORECAST_MARTS = "source:elt.forecasts+"
+
 
 class StepSkipped(Exception):
     """An optional step cannot run in this installation; the message is the recorded reason."""
@@ -44,6 +47,11 @@ class StepContext:
     #: ``--after-shards``: the shards of this run did the per-station work; load sums their records and
     #: transform builds only the models that combine stations.
     after_shards: bool = False
+    #: The steps this invocation runs: a transform followed by a forecast step leaves the models that read the
+    #: forecasts to that step, which builds them once, after writing the forecasts.
+    steps: tuple[str, ...] = ()
+    #: Why this invocation's test step ran every test on everything (set by it; None: an audit or no test step).
+    full_test_pass: str | None = None
 
 
 @dataclass
@@ -109,8 +117,13 @@ def transform_step(ctx: StepContext) -> StepOutcome:
         outcome = _outcome_of(result)
         outcome.counts = {**shards.counts, **outcome.counts}
         return outcome
-    result = run_transform(ctx.project, ctx.db, run_id=ctx.run_id)
+    result = run_transform(ctx.project, ctx.db, exclude=_left_to_forecast_step(ctx), run_id=ctx.run_id)
     return _outcome_of(result)
+
+
+def _left_to_forecast_step(ctx: StepContext) -> list[str]:
+    """What the transform and test steps leave to a forecast step that follows in this invocation."""
+    return [FORECAST_MARTS] if "forecast" in ctx.steps and not _missing_forecast_modules() else []
 
 
 def _shards_outcome(ctx: StepContext, step: str) -> StepOutcome:
@@ -166,18 +179,26 @@ def data_tests_step(ctx: StepContext) -> StepOutcome:
     if reason:
         log.info("data tests: full pass (%s)", reason)
     # freshness is judged at the window's end: a backfill of last month is not "stale"
-    result = run_tests(ctx.project, ctx.db, run_id=ctx.run_id, now=ctx.window.end, changes=changes)
+    ctx.full_test_pass = reason
+    result = run_tests(ctx.project, ctx.db, exclude=_left_to_forecast_step(ctx), run_id=ctx.run_id,
+                       now=ctx.window.end, changes=changes)  # fmt: skip
     outcome = _outcome_of(result)
     if reason:
         outcome.counts["full_pass_reason"] = reason
     return outcome
 
 
-def forecast_step(ctx: StepContext) -> StepOutcome:
-    """Write the next two hours' CO and PM2.5 forecasts (``elt forecast predict``, training when due)."""
+def _missing_forecast_modules() -> list[str]:
+    """The modules of the ``forecast`` extra that are not installed."""
     from elt.forecast import EXTRA_MODULES
 
-    missing = [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    return [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
+
+
+def forecast_step(ctx: StepContext) -> StepOutcome:
+    """Write the next two hours' CO and PM2.5 forecasts (``elt forecast predict``, training when due), then
+    build the models that read them (even when forecasting failed: they also carry the observations)."""
+    missing = _missing_forecast_modules()
     if missing:
         raise StepSkipped(
             f"the forecast extra is not installed (missing {', '.join(missing)}): "
@@ -185,9 +206,36 @@ def forecast_step(ctx: StepContext) -> StepOutcome:
         )
     from elt.forecast.run import run_forecast
 
-    result = run_forecast(ctx.project, ctx.db, run_id=ctx.run_id, now=ctx.window.end)
-    _record_forecast_changes(ctx, result)
-    return _outcome_of(result)
+    try:
+        result = run_forecast(ctx.project, ctx.db, run_id=ctx.run_id, now=ctx.window.end)
+        _record_forecast_changes(ctx, result)
+    finally:
+        marts = _refresh_forecast_marts(ctx)
+    outcome = _outcome_of(result)
+    outcome.counts["forecast_marts"] = marts.counts
+    if marts.status == "failed" and outcome.status == "ok":
+        outcome.status, outcome.error = "failed", f"forecast marts ({FORECAST_MARTS}): {marts.error}"
+    return outcome
+
+
+def _refresh_forecast_marts(ctx: StepContext) -> StepOutcome:
+    """Bring the models that read the forecasts up to date with the ones just written, then audit them.
+
+    The transform step runs before this one (and leaves these models to it when both run in one invocation):
+    built there, the marts (and the dashboard's "what comes next") would show the previous run's forecasts.
+    """
+    from elt.models.changes import read_changes
+    from elt.transform.task import run_tests, run_transform
+
+    built = _outcome_of(
+        run_transform(ctx.project, ctx.db, select=[FORECAST_MARTS], run_id=ctx.run_id, write_artifacts=False)
+    )
+    if built.status == "failed":
+        return built
+    changes = None if ctx.full_test_pass else read_changes(ctx.db, ctx.run_id)  # the test step's kind of pass
+    tested = _outcome_of(run_tests(ctx.project, ctx.db, select=[FORECAST_MARTS], run_id=ctx.run_id,
+                                   now=ctx.window.end, changes=changes, write_artifacts=False))  # fmt: skip
+    return StepOutcome(tested.status, {"models": built.counts, "tests": tested.counts}, tested.error)
 
 
 def _record_forecast_changes(ctx: StepContext, result: Any) -> None:

@@ -142,7 +142,7 @@ class RunTask:
 
     def _run_steps(self, runlog: RunLog, window: RunWindow, lease: Lease) -> str | None:
         ctx = StepContext(self.project, self.db, window, self.run_id, self.demo, full_tests=self.full_tests,
-                          shard=self.shard, after_shards=self.after_shards)  # fmt: skip
+                          shard=self.shard, after_shards=self.after_shards, steps=tuple(self.steps))  # fmt: skip
         failures: list[str] = []
         blocked: dict[str, str] = {}
         for name in self.steps:

@@ -1,4 +1,5 @@
-"""forecast_verification (aggregations/marts/) scores hand-built forecasts against staging, on a real wire server."""
+"""forecast_verification and forecast_vs_observed (aggregations/marts/) on hand-built forecasts and staging, on a real
+wire server (and the forecast chart's dataset on a real PostgreSQL)."""
 
 from __future__ import annotations
 

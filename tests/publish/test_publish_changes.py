@@ -48,6 +48,30 @@ def test_unchanged_tables_are_not_touched_and_changed_scopes_are_upserted(
                  (other["station_id"], date.fromisoformat(other["day"]))) != [(55.0,)]  # fmt: skip
 
 
+def test_overlapping_scopes_publish_each_row_once(
+    project_dir: Path, mongo_db: Database, marts: FixtureMarts, serving_dsn: str
+) -> None:
+    """Two steps of one run (transform, then the forecast step's refresh) may record overlapping scopes of the
+    same relation: each changed row is written once (PostgreSQL refuses an upsert touching a row twice)."""
+    project = load_project(project_dir)
+    publish_marts(project, mongo_db, dsn=serving_dsn)
+    day = marts.known_day.isoformat()
+    mongo_db.daily_sensor_averages.update_one(
+        {"station_id": STATION, "day": day}, {"$set": {"pm25_mean": 66.0}}
+    )
+    changes = RunChanges("run-1")
+    changes.add_scopes("daily_sensor_averages", [{"station_id": STATION, "day": {"$gte": day, "$lte": day}},
+                                                 {"station_id": STATION}])  # fmt: skip
+
+    result = publish_marts(project, mongo_db, dsn=serving_dsn, changes=changes)
+
+    published = next(t for t in result.tables if t.table == "daily_sensor_averages")
+    assert published.updated == 1
+    assert published.rows == mongo_db.daily_sensor_averages.count_documents({"station_id": STATION})
+    assert query(serving_dsn, "SELECT pm25_mean FROM airqino.daily_sensor_averages WHERE station_id = %s AND day = %s",
+                 (STATION, date.fromisoformat(day))) == [(66.0,)]  # fmt: skip
+
+
 def test_a_scoped_publish_deletes_inside_its_scope_and_moves_the_window(
     project_dir: Path, mongo_db: Database, marts: FixtureMarts, serving_dsn: str
 ) -> None:

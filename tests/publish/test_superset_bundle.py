@@ -72,8 +72,9 @@ def test_datasets_take_their_columns_from_the_serving_tables(files: dict[str, di
     datasets = {d["table_name"]: d for d in _of(files, "datasets/")}
     headline = {c["column_name"]: c for c in datasets["station_headline"]["columns"]}  # a physical dataset
     assert headline["pm25_last_valid_ts"]["type"] == "TIMESTAMP WITH TIME ZONE" and "published_at" in headline
-    assert headline["pm25_complete_days_30d"]["type"] == "BIGINT" and datasets["station_headline"]["sql"] is None
-    daily = datasets["daily_air_quality"]  # a virtual one: columns_from its serving table, days_ago from the YAML
+    assert headline["pm25_complete_days_30d"]["type"] == "BIGINT" and not datasets["station_headline"]["sql"]
+    # a virtual one: columns_from its serving table, days_ago from the YAML
+    daily = datasets["daily_air_quality"]
     columns = {c["column_name"]: c for c in daily["columns"]}
     assert columns["day"]["type"] == "DATE" and columns["day"]["is_dttm"] is True
     assert columns["pm25_mean"]["type"] == "DOUBLE PRECISION" and columns["days_ago"]["type"] == "INTEGER"

@@ -1,0 +1,71 @@
+"""In one ``elt run`` the transform step leaves the models that read the forecasts to the forecast step, which
+builds them after writing the forecasts (so this run's marts hold this run's forecasts), and builds them even
+when forecasting fails (they also carry the observations).
+
+In-process ``RunTask`` (the code path of ``elt run``) against the simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pymongo.database import Database
+
+from elt.config import load_project
+from elt.run.task import RunTask
+from elt.simulator import AirQinoSimulator
+from tests.simulator_fixtures import SIMULATOR_NOW
+
+pytestmark = pytest.mark.timeout(600)
+pytest.importorskip("sklearn", reason="the forecast step needs the forecast extra")
+
+FORECAST_MARTS = {"forecast_pairs", "forecast_verification_days", "forecast_verification", "forecast_skill_7d",
+                  "forecast_vs_observed"}  # fmt: skip
+
+
+@pytest.fixture
+def sim(airqino_simulator_factory: Callable[..., AirQinoSimulator], monkeypatch: pytest.MonkeyPatch
+        ) -> AirQinoSimulator:  # fmt: skip
+    """The two brief stations, 14 days of history; the project points at them."""
+    simulator = airqino_simulator_factory(window_days=14)
+    monkeypatch.setenv("AIRQINO_BASE_URL", simulator.base_url)
+    monkeypatch.delenv("SERVING_DSN", raising=False)
+    return simulator
+
+
+def _built_models(result: object, step: str) -> int:
+    counts = result.step(step)["counts"]  # type: ignore[attr-defined]
+    return (counts["forecast_marts"]["models"] if step == "forecast" else counts)["nodes"]
+
+
+def test_the_forecast_step_builds_the_forecast_marts_with_this_runs_forecasts(
+    project_dir: Path, mongo_db: Database, sim: AirQinoSimulator
+) -> None:
+    result = RunTask(load_project(project_dir), mongo_db, now=SIMULATOR_NOW, alerts=False).run()
+    assert result.ok, result.record.get("error")
+    assert _built_models(result, "forecast") == len(FORECAST_MARTS)  # built once, by the forecast step
+    assert mongo_db.forecasts.count_documents({}) > 0
+    for made in mongo_db.forecasts.find({}, {"_id": 0}):
+        key = {k: made[k] for k in ("station_id", "pollutant")} | {"ts": made["target_ts"]}
+        row = mongo_db.forecast_vs_observed.find_one(key)
+        assert row is not None and row[f"forecast_{made['horizon_h']}h"] == made["value"], made
+
+
+def test_a_failing_forecast_still_brings_the_observations_to_the_forecast_marts(
+    project_dir: Path, mongo_db: Database, sim: AirQinoSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("model store unreachable")
+
+    monkeypatch.setattr("elt.forecast.run.run_forecast", fail)
+    result = RunTask(load_project(project_dir), mongo_db, now=SIMULATOR_NOW, alerts=False).run()
+    forecast = result.step("forecast")
+    assert forecast["status"] == "failed" and "model store unreachable" in forecast["error"]
+    assert result.step("transform")["status"] == "ok" and result.step("test")["status"] == "ok"
+    for newest in mongo_db.stg_airqino_hourly.aggregate(
+        [{"$group": {"_id": "$station_id", "ts": {"$max": "$ts"}}}]
+    ):
+        row = mongo_db.forecast_vs_observed.find_one({"station_id": newest["_id"], "ts": newest["ts"]})
+        assert row is not None and row["received"] is True, newest
