@@ -6,7 +6,6 @@ In-process ``RunTask`` (the code path of ``elt run``) against the simulator, clo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,16 +23,6 @@ from tests.simulator_fixtures import SIMULATOR_NOW
 def _served_rows(sim: AirQinoSimulator) -> int:
     """How many rows the simulator serves right now, over every station (what a full fetch receives)."""
     return sum(len(requests.get(sim.station_url(s), timeout=60).json()["data"]) for s in sim.stations)
-
-
-@pytest.fixture
-def sim(airqino_simulator_factory: Callable[..., AirQinoSimulator], monkeypatch: pytest.MonkeyPatch
-        ) -> AirQinoSimulator:  # fmt: skip
-    """The two brief stations, 14 days of history, the clock at SIMULATOR_NOW; the project points at it."""
-    simulator = airqino_simulator_factory(window_days=14)
-    monkeypatch.setenv("AIRQINO_BASE_URL", simulator.base_url)
-    monkeypatch.delenv("SERVING_DSN", raising=False)
-    return simulator
 
 
 @pytest.mark.parametrize("trigger", ["airflow", "cli"])
