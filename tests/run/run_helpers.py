@@ -6,6 +6,7 @@ import hashlib
 import json
 
 from pymongo import MongoClient
+from pymongo.database import Database
 
 #: What "the marts" are when runs are compared (staging included: forecasts are computed from it).
 MARTS = (
@@ -45,3 +46,14 @@ def copy_database(client: MongoClient, source: str, target: str) -> None:
         docs = list(src.find({}))
         if docs:
             dst.insert_many(docs)
+
+
+def forecasts_missing_from_the_chart(db: Database) -> list[dict]:
+    """The forecasts that the dashboard's mart ``forecast_vs_observed`` does not show at their target hour."""
+    missing = []
+    for made in db.forecasts.find({}, {"_id": 0}):
+        key = {k: made[k] for k in ("station_id", "pollutant")} | {"ts": made["target_ts"]}
+        row = db.forecast_vs_observed.find_one(key)
+        if row is None or row[f"forecast_{made['horizon_h']}h"] != made["value"]:
+            missing.append(made)
+    return missing

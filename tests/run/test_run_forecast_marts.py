@@ -15,6 +15,7 @@ from pymongo.database import Database
 from elt.config import load_project
 from elt.run.task import RunTask
 from elt.simulator import AirQinoSimulator
+from tests.run.run_helpers import forecasts_missing_from_the_chart
 from tests.simulator_fixtures import SIMULATOR_NOW
 
 pytestmark = pytest.mark.timeout(600)
@@ -35,10 +36,7 @@ def test_the_forecast_step_builds_the_forecast_marts_with_this_runs_forecasts(
     marts = result.step("forecast")["counts"]["forecast_marts"]
     assert marts["models"]["nodes"] == len(FORECAST_MARTS) and marts["tests"]["nodes"] > 0
     assert mongo_db.forecasts.count_documents({}) > 0
-    for made in mongo_db.forecasts.find({}, {"_id": 0}):
-        key = {k: made[k] for k in ("station_id", "pollutant")} | {"ts": made["target_ts"]}
-        row = mongo_db.forecast_vs_observed.find_one(key)
-        assert row is not None and row[f"forecast_{made['horizon_h']}h"] == made["value"], made
+    assert forecasts_missing_from_the_chart(mongo_db) == []
 
 
 def test_a_failing_forecast_still_brings_the_observations_to_the_forecast_marts(

@@ -20,8 +20,8 @@ every run publishes and the published tables equal the Mongo marts row for row. 
 injected, rows landed, forecasts written, divergences) is printed past pytest's capture (it shows in CI output,
 with or without ``-s``) and written to ``target/soak-summary.json``.
 
-Simulated days: ``ELT_SOAK_DAYS`` (at least 2). The default is the week, 7 days (168 hourly runs, about 2 s
-each on 2 idle cores since the hourly run costs what changed: about 7 minutes with the checks).
+Simulated days: ``ELT_SOAK_DAYS`` (at least 2). The default is the week, 7 days (168 hourly runs; measured on
+2 cores with another suite alongside: 3.5-4 s per run, 10-12 minutes with the checks).
 """
 
 from __future__ import annotations
