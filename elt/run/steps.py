@@ -225,7 +225,7 @@ def _refresh_forecast_marts(ctx: StepContext) -> StepOutcome:
     built there, the marts (and the dashboard's "what comes next") would show the previous run's forecasts.
     """
     from elt.models.changes import read_changes
-    from elt.transform.task import run_tests, run_transform
+    from elt.transform.task import record_full_pass, run_tests, run_transform
 
     built = _outcome_of(
         run_transform(ctx.project, ctx.db, select=[FORECAST_MARTS], run_id=ctx.run_id, write_artifacts=False)
@@ -235,6 +235,8 @@ def _refresh_forecast_marts(ctx: StepContext) -> StepOutcome:
     changes = None if ctx.full_test_pass else read_changes(ctx.db, ctx.run_id)  # the test step's kind of pass
     tested = _outcome_of(run_tests(ctx.project, ctx.db, select=[FORECAST_MARTS], run_id=ctx.run_id,
                                    now=ctx.window.end, changes=changes, write_artifacts=False))  # fmt: skip
+    if ctx.full_test_pass:  # the test step's full pass left these tests out: with them, everything has run
+        record_full_pass(ctx.db, datetime.now(timezone.utc))
     return StepOutcome(tested.status, {"models": built.counts, "tests": tested.counts}, tested.error)
 
 

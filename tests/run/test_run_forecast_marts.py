@@ -7,6 +7,7 @@ In-process ``RunTask`` (the code path of ``elt run``) against the simulator.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,23 @@ def test_the_forecast_step_builds_the_forecast_marts_with_this_runs_forecasts(
     assert marts["models"]["nodes"] == len(FORECAST_MARTS) and marts["tests"]["nodes"] > 0
     assert mongo_db.forecasts.count_documents({}) > 0
     assert forecasts_missing_from_the_chart(mongo_db) == []
+
+
+def test_the_first_runs_full_pass_counts_with_the_forecast_marts_tests_so_the_next_run_audits(
+    project_dir: Path, mongo_db: Database, sim: AirQinoSimulator
+) -> None:
+    # the test step's full pass leaves the forecast marts' tests to the forecast step: together they are the
+    # day's full pass, and the next run of the day audits only what it changed
+    first = RunTask(load_project(project_dir), mongo_db, now=SIMULATOR_NOW, alerts=False).run()
+    assert first.step("test")["counts"]["full_pass_reason"] == "no full test pass recorded yet"
+    assert first.step("forecast")["counts"]["forecast_marts"]["tests"]["scope"] == "full"
+    sim.advance(hours=1)
+    second = RunTask(load_project(project_dir), mongo_db, now=SIMULATOR_NOW + timedelta(hours=1),
+                     alerts=False).run()  # fmt: skip
+    assert second.ok, second.record.get("error")
+    assert second.step("test")["counts"]["scope"] == "changed"
+    assert "full_pass_reason" not in second.step("test")["counts"]
+    assert second.step("forecast")["counts"]["forecast_marts"]["tests"]["scope"] == "changed"
 
 
 def test_a_failing_forecast_still_brings_the_observations_to_the_forecast_marts(
