@@ -102,25 +102,28 @@ def to_document(bundle: TrainedForecast) -> dict[str, Any]:
 
 
 def _load_estimator(model_id: Any, key: str, data: Any) -> Any:
-    """One estimator through skops with the trusted-type list; ``ModelRefused`` for anything else."""
+    """One estimator through skops with the trusted-type list; ``ModelRefused`` for anything else.
+
+    ``skops.io.loads`` audits the file's types against ``trusted`` before it builds anything, so one parse both
+    checks and loads (a separate ``get_untrusted_types`` would read every file twice)."""
     import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
 
     if not isinstance(data, bytes):
         raise ModelRefused(
             f"forecast model {model_id}: models.{key} is {type(data).__name__}, not binary data"
         )
     try:
-        untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
-    except Exception as exc:  # noqa: BLE001 - not a skops file at all
+        return sio.loads(data, trusted=list(TRUSTED_TYPES))
+    except UntrustedTypesFoundException as exc:
+        found = str(exc).splitlines()[0].removeprefix("Untrusted types found in the file: ")
+        raise ModelRefused(
+            f"forecast model {model_id}: models.{key} contains untrusted types {found[:300]}"
+        ) from None
+    except (zipfile.BadZipFile, KeyError) as exc:  # not a skops file at all (no zip, no schema)
         raise ModelRefused(
             f"forecast model {model_id}: models.{key} is not a readable skops file ({type(exc).__name__})"
         ) from None
-    if untrusted:
-        raise ModelRefused(
-            f"forecast model {model_id}: models.{key} contains untrusted types {', '.join(untrusted)[:300]}"
-        )
-    try:
-        return sio.loads(data, trusted=list(TRUSTED_TYPES))
     except Exception as exc:  # noqa: BLE001 - any failure means the same thing: not loaded
         raise ModelRefused(
             f"forecast model {model_id}: models.{key} cannot be loaded: {type(exc).__name__}: {str(exc)[:200]}"

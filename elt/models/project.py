@@ -57,6 +57,8 @@ class ModelNode:
     checksum: str
     lookback_s: int = 0
     lookahead_s: int = 0
+    #: ``retain`` in seconds (0: keep every output).
+    retain_s: int = 0
 
     @property
     def collection(self) -> str:
@@ -262,13 +264,14 @@ def _model_node(mp: ModelProject, display: str, spec: ModelSpec, problems: list[
         )
     pipeline = renderer.render(spec.pipeline, scope, variables, where="pipeline")
     windows: dict[str, int] = {}
-    for key in ("lookback", "lookahead"):
+    for key in ("lookback", "lookahead", "retain"):
         raw = getattr(spec, key)
         value = renderer.render(raw, scope, variables, where=key) if raw is not None else 0
         try:
             windows[key] = duration_seconds(value)
         except ValueError as exc:
             scope.errors.append(f"{key}: {exc}")
+    scope.errors.extend(_retain_problems(spec, windows.get("retain", 0)))
     if scope.errors:
         problems.extend(prefix + e for e in scope.errors)
         return None
@@ -286,11 +289,27 @@ def _model_node(mp: ModelProject, display: str, spec: ModelSpec, problems: list[
     checksum_input = {
         "from": from_collection, "pipeline": compiled, "materialized": spec.materialized,
         "unique_key": spec.unique_key, "partition_by": spec.partition_by, "event_time": spec.event_time,
-        "windows": windows,
+        # only a set retain enters the checksum: adding the key changed no other model's definition
+        "windows": {k: v for k, v in windows.items() if k != "retain" or v},
     }  # fmt: skip
     checksum = hashlib.sha256(json.dumps(checksum_input, sort_keys=True, default=str).encode()).hexdigest()
     return ModelNode(f"model.{spec.name}", spec.name, display, spec, from_ids[0], depends_on, compiled, checksum,
-                     windows["lookback"], windows["lookahead"])  # fmt: skip
+                     windows["lookback"], windows["lookahead"], windows["retain"])  # fmt: skip
+
+
+def _retain_problems(spec: ModelSpec, retain_s: int) -> list[str]:
+    """A published model that deletes old outputs must serve a window inside what it keeps (PostgreSQL would
+    otherwise keep rows the model no longer has)."""
+    if not retain_s or spec.publish is None:
+        return []
+    window = spec.publish.window
+    if window is None or window.field != spec.event_time:
+        return [
+            f"retain: a published model that deletes old outputs needs publish.window on {spec.event_time}"
+        ]
+    if retain_s < window.days * 86400:
+        return [f"retain: keeps less than the {window.days} days that publish.window serves"]
+    return []
 
 
 def _check_incremental_inputs(mp: ModelProject, problems: list[str]) -> None:

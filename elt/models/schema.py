@@ -149,6 +149,12 @@ class ModelSpec(_Publishable):
         description="Incremental with event_time: an output at t reads input up to t + lookahead "
         "(window functions looking forward). Int hours or '23h', '2d'.",
     )
+    retain: Duration | None = Field(
+        default=None,
+        description="Incremental with event_time: keep only the outputs whose event_time is within this long "
+        "of the input's newest event_time (data time, not the clock). Every run deletes the older ones and a "
+        "full build reads only that span, e.g. 8d for a chart of the last 48 hours. Default: keep everything.",
+    )
     indexes: list[list[str]] = Field(
         default_factory=list,
         description="Extra ascending indexes to create on the output, e.g. [[station_id, ts]].",
@@ -180,7 +186,7 @@ class ModelSpec(_Publishable):
     @model_validator(mode="after")
     def _materialization_keys(self) -> ModelSpec:
         incremental_only = {"partition_by": self.partition_by, "event_time": self.event_time,
-                            "lookback": self.lookback, "lookahead": self.lookahead}  # fmt: skip
+                            "lookback": self.lookback, "lookahead": self.lookahead, "retain": self.retain}  # fmt: skip
         if self.materialized != "incremental":
             used = [key for key, value in incremental_only.items() if value is not None]
             if used:
@@ -201,6 +207,8 @@ class ModelSpec(_Publishable):
             )
         if self.event_time is None and (self.lookback is not None or self.lookahead is not None):
             raise ValueError("lookback/lookahead need event_time (the datetime field they are measured on)")
+        if self.event_time is None and self.retain is not None:
+            raise ValueError("retain needs event_time (the datetime field the kept span is measured on)")
         return self
 
 

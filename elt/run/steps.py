@@ -17,6 +17,7 @@ from typing import Any
 from pymongo.database import Database
 
 from elt.config import Project
+from elt.models.project import ModelProject
 from elt.models.shards import Shard
 from elt.owned import FORECASTS_COLLECTION
 from elt.run.window import RunWindow
@@ -52,6 +53,8 @@ class StepContext:
     steps: tuple[str, ...] = ()
     #: Why this invocation's test step ran every test on everything (set by it; None: an audit or no test step).
     full_test_pass: str | None = None
+    #: The project's models, loaded and validated once for the invocation (None: each step loads them).
+    models: ModelProject | None = None
 
 
 @dataclass
@@ -113,11 +116,13 @@ def transform_step(ctx: StepContext) -> StepOutcome:
         if shards.status == "failed":
             return shards
         merge_shard_changes(ctx.db, ctx.run_id)
-        result = run_transform(ctx.project, ctx.db, exclude=[PER_STATION_SELECTOR], run_id=ctx.run_id)
+        result = run_transform(ctx.project, ctx.db, exclude=[PER_STATION_SELECTOR], run_id=ctx.run_id,
+                               models=ctx.models)  # fmt: skip
         outcome = _outcome_of(result)
         outcome.counts = {**shards.counts, **outcome.counts}
         return outcome
-    result = run_transform(ctx.project, ctx.db, exclude=_left_to_forecast_step(ctx), run_id=ctx.run_id)
+    result = run_transform(ctx.project, ctx.db, exclude=_left_to_forecast_step(ctx), run_id=ctx.run_id,
+                           models=ctx.models)  # fmt: skip
     return _outcome_of(result)
 
 
@@ -181,7 +186,7 @@ def data_tests_step(ctx: StepContext) -> StepOutcome:
     # freshness is judged at the window's end: a backfill of last month is not "stale"
     ctx.full_test_pass = reason
     result = run_tests(ctx.project, ctx.db, exclude=_left_to_forecast_step(ctx), run_id=ctx.run_id,
-                       now=ctx.window.end, changes=changes)  # fmt: skip
+                       now=ctx.window.end, changes=changes, models=ctx.models)  # fmt: skip
     outcome = _outcome_of(result)
     if reason:
         outcome.counts["full_pass_reason"] = reason
@@ -228,13 +233,21 @@ def _refresh_forecast_marts(ctx: StepContext) -> StepOutcome:
     from elt.transform.task import record_full_pass, run_tests, run_transform
 
     built = _outcome_of(
-        run_transform(ctx.project, ctx.db, select=[FORECAST_MARTS], run_id=ctx.run_id, write_artifacts=False)
+        run_transform(
+            ctx.project,
+            ctx.db,
+            select=[FORECAST_MARTS],
+            run_id=ctx.run_id,
+            write_artifacts=False,
+            models=ctx.models,
+        )  # fmt: skip
     )
     if built.status == "failed":
         return built
     changes = None if ctx.full_test_pass else read_changes(ctx.db, ctx.run_id)  # the test step's kind of pass
     tested = _outcome_of(run_tests(ctx.project, ctx.db, select=[FORECAST_MARTS], run_id=ctx.run_id,
-                                   now=ctx.window.end, changes=changes, write_artifacts=False))  # fmt: skip
+                                   now=ctx.window.end, changes=changes, write_artifacts=False,
+                                   models=ctx.models))  # fmt: skip
     if ctx.full_test_pass:  # the test step's full pass left these tests out: with them, everything has run
         record_full_pass(ctx.db, datetime.now(timezone.utc))
     return StepOutcome(tested.status, {"models": built.counts, "tests": tested.counts}, tested.error)

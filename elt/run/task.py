@@ -18,6 +18,7 @@ from pymongo.database import Database
 from elt.config import Project
 from elt.errors import EXIT_FAILED, EXIT_OK, ConfigError, EltError
 from elt.logs import redact
+from elt.models.project import ModelProject
 from elt.models.shards import Shard
 from elt.run import STEP_NAMES
 from elt.run.lock import RUN_LEASE, Lease
@@ -116,7 +117,7 @@ class RunTask:
         """
         from elt.models import load_models
 
-        load_models(self.project)
+        models = load_models(self.project)
         name = RUN_LEASE
         if self.shard is not None:  # one lease per shard: shards run in parallel, never beside a whole run
             check_main_lease(self.db, self.run_id)
@@ -133,16 +134,17 @@ class RunTask:
                 runlog = RunLog(self.db, self.run_id, trigger=self.trigger, demo=self.demo)
             runlog.start(window.as_doc())
             log.info("run %s: %s over %s", self.run_id, " -> ".join(self.steps), window.describe())
-            error = self._run_steps(runlog, window, lease)
+            error = self._run_steps(runlog, window, lease, models)
             record = runlog.finish("failed" if error else "success", error)
         result = RunResult(self.run_id, window, record)
         if self.alerts and not self.demo and self.shard is None:
             result.alerts = self._alert(record)
         return result
 
-    def _run_steps(self, runlog: RunLog, window: RunWindow, lease: Lease) -> str | None:
+    def _run_steps(self, runlog: RunLog, window: RunWindow, lease: Lease, models: ModelProject) -> str | None:
         ctx = StepContext(self.project, self.db, window, self.run_id, self.demo, full_tests=self.full_tests,
-                          shard=self.shard, after_shards=self.after_shards, steps=tuple(self.steps))  # fmt: skip
+                          shard=self.shard, after_shards=self.after_shards, steps=tuple(self.steps),
+                          models=models)  # fmt: skip
         failures: list[str] = []
         blocked: dict[str, str] = {}
         for name in self.steps:

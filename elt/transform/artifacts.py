@@ -84,6 +84,7 @@ def manifest(mp: ModelProject, invocation_id: str, generated_at: datetime) -> di
                 "event_time": spec.event_time,
                 "lookback_seconds": model.lookback_s,
                 "lookahead_seconds": model.lookahead_s,
+                "retain_seconds": model.retain_s,
                 "indexes": spec.indexes,
             },  # fmt: skip
             "depends_on": {"nodes": model.depends_on},

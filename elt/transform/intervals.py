@@ -51,13 +51,15 @@ def read_state(db: Database, unique_id: str) -> dict[str, Any] | None:
 
 
 def write_state(db: Database, unique_id: str, checksum: str, watermarks: dict[str, datetime | None],
-                run_id: str, at: datetime, full_build: bool) -> None:  # fmt: skip
-    """Record a successful build of ``unique_id`` and the parent watermarks it processed."""
+                run_id: str, at: datetime, full_build: bool, extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Record a successful build of ``unique_id`` and the parent watermarks it processed (and ``extra``
+    fields a materialization keeps)."""
     update: dict[str, Any] = {
         "checksum": checksum,
         "watermarks": [{"node": node, "value": value} for node, value in sorted(watermarks.items())],
         "last_run_id": run_id,
         "last_success_at": at,
+        **(extra or {}),
     }
     if full_build:
         update["last_full_build_at"] = at

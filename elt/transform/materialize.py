@@ -145,11 +145,43 @@ def _check_target(model: ModelNode) -> None:
         raise TransformError(f"{model.path}: model '{model.name}' may not write this collection: {problem}")
 
 
-def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext) -> Outcome:
+#: ``elt_state`` field of a model with ``retain``: the newest ``event_time`` of its main input seen so far.
+RETAIN_NEWEST = "retain_newest"
+
+
+def _input_newest(db: Database, mp: ModelProject, model: ModelNode, state: dict[str, Any] | None = None,
+                  changes: Any = None) -> datetime | None:  # fmt: skip
+    """The newest ``event_time`` of a model's main input: the one its state recorded, moved on by this run's
+    changed input documents; a scan of the input only when none is recorded (a full build), because SecantusDB
+    sorts without its indexes (a newest-first ``find_one`` reads the whole collection)."""
+    known = (state or {}).get(RETAIN_NEWEST)
+    if known is None:
+        return newest_value(db, mp.collection_of(model.from_id), model.spec.event_time or "")
+    lasts = [g["last"] for g in (changes.groups if changes else []) if g.get("last") is not None]
+    return max([known, *lasts])
+
+
+def _cut(model: ModelNode, newest: datetime | None) -> datetime | None:
+    """The oldest ``event_time`` a model with ``retain`` keeps (None: it keeps everything)."""
+    return newest - timedelta(seconds=model.retain_s) if model.retain_s and newest is not None else None
+
+
+def _full_pipeline(mp: ModelProject, model: ModelNode, cut: datetime | None) -> list[dict[str, Any]]:
+    """The pipeline of a full build: everything, or (``cut``, from ``retain``) only the kept span, reading its
+    input back to the span's start minus ``lookback``."""
+    if cut is None:
+        return mp.render_pipeline(model, FULL_START, FULL_END)
+    time_field = model.spec.event_time or ""
+    return ([{"$match": {time_field: {"$gte": cut - timedelta(seconds=model.lookback_s)}}}]
+            + mp.render_pipeline(model, cut, FULL_END) + [{"$match": {time_field: {"$gte": cut}}}])  # fmt: skip
+
+
+def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext,
+               cut: datetime | None = None) -> Outcome:  # fmt: skip
     """Rebuild the whole model in place (``elt.transform.rebuild``: write this run's result on the key, delete
-    earlier runs' documents)."""
+    earlier runs' documents); with ``cut``, only the outputs from that ``event_time`` on."""
     _check_target(model)
-    pipeline = mp.render_pipeline(model, FULL_START, FULL_END) + _meta_stages(ctx)
+    pipeline = _full_pipeline(mp, model, cut) + _meta_stages(ctx)
     rebuilt = rebuild(db, mp.collection_of(model.from_id), pipeline, model, ctx.run_id, ctx.started_at)
     ctx.fully_built.add(model.unique_id)
     assert ctx.changes is not None
@@ -189,14 +221,7 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     previous = stored_watermarks(state)
     reason = _full_build_reason(db, mp, model, ctx, state)
     if reason:
-        watermarks = _current_watermarks(db, mp, model, {})
-        mark_full_build_pending(db, model.unique_id, ctx.run_id, reason)
-        outcome = build_full(db, mp, model, ctx)
-        outcome.message = f"{outcome.message}; {reason}"
-        if model.from_id in mp.sources:
-            ctx.changes.add_full(mp.collection_of(model.from_id))  # type: ignore[union-attr]
-        write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
-        return outcome
+        return _build_incremental_in_full(db, mp, model, ctx, reason)
     secondary = [p for p in model.depends_on if p != model.from_id]
     watermarks = _current_watermarks(db, mp, model, previous)
     changed_secondary = [p for p in secondary if p in watermarks and watermarks[p] != previous.get(p)]
@@ -206,11 +231,9 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
                          and model.spec.event_time and model.spec.partition_by]  # fmt: skip
     changed_secondary = [p for p in changed_secondary if p not in tracked_secondary]
     if changed_secondary:
-        mark_full_build_pending(db, model.unique_id, ctx.run_id, "secondary input changed")
-        outcome = build_full(db, mp, model, ctx)
-        outcome.message += f"; {', '.join(changed_secondary)} changed (not partition-tracked)"
-        write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
-        return outcome
+        return _build_incremental_in_full(
+            db, mp, model, ctx, f"{', '.join(changed_secondary)} changed (not partition-tracked)", watermarks
+        )
     after = previous.get(model.from_id)
     extra_groups: list[dict[str, Any]] = []
     for parent in tracked_secondary:
@@ -238,13 +261,41 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     for batch in batches:  # before the state says these partitions are done
         verify_keys(db, model, _verify_filter(model, batch))
     failpoint(f"{model.name}:incremental:verified")
+    newest = _input_newest(db, mp, model, state, changes) if model.retain_s else None
+    expired = _expire(db, model, _cut(model, newest))
     _record_incremental_changes(mp, model, ctx, batches, changes)
-    write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, False)
+    write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, False,
+                {RETAIN_NEWEST: newest} if newest is not None else None)  # fmt: skip
     partitions = [p for b in batches for p in b.partitions]
     changed_docs = changes.count if changes else 0
     message = (f"{len(partitions)} partitions from {changed_docs} changed input documents, "
                f"{rows} documents written") if batches else "no changes upstream"  # fmt: skip
+    if expired:
+        message += f"; {expired} documents older than the retained {model.spec.retain} deleted"
     return Outcome("incremental", rows, partitions, len(partitions), len(batches), message)
+
+
+def _build_incremental_in_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext, reason: str,
+                               watermarks: dict[str, datetime | None] | None = None) -> Outcome:  # fmt: skip
+    """An incremental model built like a table (first build, ``--full-refresh``, a changed definition...)."""
+    watermarks = _current_watermarks(db, mp, model, {}) if watermarks is None else watermarks
+    mark_full_build_pending(db, model.unique_id, ctx.run_id, reason)
+    newest = _input_newest(db, mp, model) if model.retain_s else None
+    outcome = build_full(db, mp, model, ctx, _cut(model, newest))
+    outcome.message = f"{outcome.message}; {reason}"
+    if model.from_id in mp.sources:
+        ctx.changes.add_full(mp.collection_of(model.from_id))  # type: ignore[union-attr]
+    write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True,
+                {RETAIN_NEWEST: newest} if newest is not None else None)  # fmt: skip
+    return outcome
+
+
+def _expire(db: Database, model: ModelNode, cut: datetime | None) -> int:
+    """Delete the outputs older than ``cut`` (a model's ``retain``: what a full build would not produce); the
+    count. Idempotent: a run killed before its state is written deletes the same ones again."""
+    if cut is None:
+        return 0
+    return db[model.collection].delete_many({model.spec.event_time: {"$lt": cut}}).deleted_count
 
 
 def _verify_filter(model: ModelNode, batch: Batch) -> dict[str, Any]:

@@ -68,6 +68,8 @@ def ensure_indexes(
     wanted = [list(index) for index in spec.indexes]
     if spec.partition_by:
         wanted.append(spec.partition_by + ([spec.event_time] if spec.event_time else []))
+    if spec.retain is not None and spec.event_time:  # every run deletes the outputs older than the kept span
+        wanted.append([spec.event_time])
     wanted.append(["_updated_at"])
     for keys in wanted:
         if tuple(keys) not in created:

@@ -161,6 +161,17 @@ def _finish(mp: ModelProject, command: str, ctx_id: str, started: float, generat
     return run
 
 
+def _models(project: Project, vars: Mapping[str, Any] | None, models: ModelProject | None) -> ModelProject:
+    """The given, already loaded models, or the project's models loaded now."""
+    if models is None:
+        return load_models(project, vars)
+    if vars:
+        raise ValueError(
+            "pass vars or already loaded models, not both (the models were rendered without them)"
+        )
+    return models
+
+
 def run_transform(
     project: Project,
     store: Any,
@@ -170,14 +181,16 @@ def run_transform(
     vars: Mapping[str, Any] | None = None,
     write_artifacts: bool = True,
     run_id: str | None = None,
+    models: ModelProject | None = None,
 ) -> RunResult:
     """Validate ``aggregations/``, then materialize the selected models in dependency order.
 
     ``store`` is an ``elt.store.Store`` or a pymongo ``Database``; ``run_id`` (default: a new uuid) becomes
-    the invocation id and every written document's ``_run_id``.
+    the invocation id and every written document's ``_run_id``. ``models``: the project's models already
+    loaded and validated (``elt run`` loads them once for all its steps; not with ``vars``).
     """
     started = time.monotonic()
-    mp = load_models(project, vars)
+    mp = _models(project, vars, models)
     chosen = selected_models(mp, select, exclude)
     db = _database(store)
     ctx = RunContext(run_id=run_id or str(uuid.uuid4()), started_at=_now(), full_refresh=full_refresh)
@@ -226,6 +239,7 @@ def run_tests(
     write_artifacts: bool = True,
     run_id: str | None = None,
     changes: RunChanges | None = None,
+    models: ModelProject | None = None,
 ) -> RunResult:
     """Validate ``aggregations/`` and run the selected data tests (and source freshness).
 
@@ -233,9 +247,10 @@ def run_tests(
     ``changes`` (a run's change records) turns the pass into an audit of what that run wrote: a test runs only
     on the partitions its relation changed in, and not at all on a relation that did not change (freshness
     always runs, from what it cached when its source did not change). None (``elt test``) is the full pass.
+    ``models`` as in ``run_transform``.
     """
     started = time.monotonic()
-    mp = load_models(project, vars)
+    mp = _models(project, vars, models)
     chosen = selected_tests(mp, select, exclude)
     db = _database(store)
     invocation_id, generated_at = run_id or str(uuid.uuid4()), _now()

@@ -198,3 +198,37 @@ def test_hour_by_hour_verification_equals_a_full_refresh(project_dir: Path, mong
     for name in names:
         assert rebuilt[name] == incremental[name], name
     assert rows(mongo_db)[(STATION, "pm25", 1, "2024-03-02")]["n_7d"] == 3
+
+
+def test_the_chart_mart_keeps_its_retained_span_hour_by_hour_as_a_full_refresh(
+    project_dir: Path, mongo_db: Database
+) -> None:
+    """``retain`` (8 days shipped; 1 day here, over 48 hours): every incremental run deletes the hours older than
+    the span before the newest staging hour, and a full refresh builds only that span: the two agree."""
+    mart = project_dir / "aggregations" / "marts" / "forecast_vs_observed.yml"
+    text = mart.read_text()
+    assert "retain: 8d" in text and "days: 7}" in text
+    mart.write_text(text.replace("retain: 8d", "retain: 1d").replace("days: 7}", "days: 1}"))
+    project = load_project(project_dir)
+    raw = raw_hours()
+    messages = []
+    for hour in range(0, 48, 6):
+        mongo_db.raw_airqino_hourly.insert_many(
+            [dict(d, _loaded_at=datetime.now(timezone.utc)) for d in raw[hour : hour + 6]]
+        )
+        due = [f for f in FORECASTS if hour <= (f["issued_at"] - START).total_seconds() / 3600 < hour + 6]
+        if due:
+            mongo_db.forecasts.insert_many([dict(f, _loaded_at=datetime.now(timezone.utc)) for f in due])
+        result = run_transform(project, mongo_db, select=["+forecast_vs_observed"])
+        assert result.exit_code == 0
+        messages.append(result.result("model.forecast_vs_observed").message)
+    hidden = {"_id": 0, "_updated_at": 0, "_run_id": 0}
+    incremental = sorted(repr(sorted(d.items())) for d in mongo_db.forecast_vs_observed.find({}, hidden))
+    # the newest staging hour is H = 47: the hours before H = 23 are gone
+    assert mongo_db.forecast_vs_observed.find_one(sort=[("ts", 1)])["ts"] == at(23)
+    assert any("older than the retained 1d deleted" in m for m in messages), messages
+    full = run_transform(project, mongo_db, select=["+forecast_vs_observed"], full_refresh=True)
+    assert full.exit_code == 0
+    assert (
+        sorted(repr(sorted(d.items())) for d in mongo_db.forecast_vs_observed.find({}, hidden)) == incremental
+    )

@@ -15,6 +15,7 @@ from elt.config import load_project
 from elt.errors import ModelError
 from elt.models import load_models
 from elt.models.render import Relations, Renderer, RenderScope, expand_field_timezones
+from tests.conftest import REPO_ROOT
 
 GOOD_MART = """\
 name: {name}
@@ -23,6 +24,9 @@ materialized: table
 pipeline:
   - $match: {{station_id: {{$ne: null}}}}
 """
+
+#: The shipped chart mart, a model with ``retain`` and a published window.
+_SHIPPED_CHART_MART = (REPO_ROOT / "aggregations" / "marts" / "forecast_vs_observed.yml").read_text()
 
 BAD_PROJECTS = {
     "yaml_syntax": (
@@ -160,6 +164,25 @@ BAD_PROJECTS = {
             "model 'win'",
             "window field 'ts' is not among the documented columns",
         ],
+    ),
+    "retain_without_event_time": (
+        "marts/ret.yml",
+        GOOD_MART.format(name="ret").replace(
+            "materialized: table",
+            "materialized: incremental\nunique_key: [station_id]\npartition_by: [station_id]",
+        )
+        + "retain: 8d\n",
+        ["aggregations/marts/ret.yml", "retain needs event_time"],
+    ),
+    "retain_shorter_than_the_published_window": (
+        "marts/forecast_vs_observed.yml",
+        _SHIPPED_CHART_MART.replace("retain: 8d", "retain: 6d"),
+        ["model 'forecast_vs_observed'", "retain: keeps less than the 7 days that publish.window serves"],
+    ),
+    "retain_published_without_window": (
+        "marts/forecast_vs_observed.yml",
+        _SHIPPED_CHART_MART.replace("window: {field: ts, days: 7}, ", ""),
+        ["model 'forecast_vs_observed'", "needs publish.window on ts"],
     ),
     "cycle": (
         "marts/cycle_a.yml",
