@@ -8,6 +8,8 @@ pymongo, rich, pandas, sklearn) is imported inside its body, so ``import elt.cli
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -33,6 +35,16 @@ from elt.errors import EXIT_USAGE, EltError
 from elt.logs import redact, setup_logging
 
 log = logging.getLogger(__name__)
+
+
+def _no_collection_at_exit() -> None:
+    """Put every live object out of the garbage collector's reach when the process ends: the interpreter's
+    last collections then have nothing to walk (about 0.2 s once scikit-learn and pandas are loaded, as in
+    every hourly ``elt run``); the operating system frees the memory anyway."""
+    gc.freeze()
+
+
+atexit.register(_no_collection_at_exit)  # once per process: elt.cli is imported once
 
 
 class EltGroup(click.Group):

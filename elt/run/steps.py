@@ -7,8 +7,10 @@ reason and goes on. An ``EltError`` raised by a step is its failure, recorded wi
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -198,6 +200,30 @@ def _missing_forecast_modules() -> list[str]:
     from elt.forecast import EXTRA_MODULES
 
     return [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
+
+
+def start_forecast_import(steps: tuple[str, ...]) -> threading.Thread | None:
+    """Import the forecast modules (scikit-learn, pandas, skops: about a second of CPU) in a background thread
+    when a forecast step follows other steps: load and transform mostly wait on the API and the database, so
+    the import overlaps them and the forecast step finds the modules loaded. The steps' own modules are imported
+    first, so the two threads never import the same module at the same time. Errors are left to the forecast
+    step, which imports the same modules and reports what fails."""
+    if "forecast" not in steps or steps[0] == "forecast" or _missing_forecast_modules():
+        return None
+    import elt.load.task  # noqa: F401 - the other steps' modules, before the thread starts
+    import elt.models.changes  # noqa: F401
+    import elt.sources.airqino  # noqa: F401
+    import elt.transform.task  # noqa: F401
+
+    def _import() -> None:
+        with contextlib.suppress(Exception):
+            import skops.io  # noqa: F401
+
+            import elt.forecast.run  # noqa: F401
+
+    thread = threading.Thread(target=_import, name="elt-forecast-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def forecast_step(ctx: StepContext) -> StepOutcome:

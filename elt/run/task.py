@@ -24,7 +24,15 @@ from elt.run import STEP_NAMES
 from elt.run.lock import RUN_LEASE, Lease
 from elt.run.runlog import RunLog, ShardRunLog, mark_abandoned, new_run_id
 from elt.run.shards import check_main_lease, check_shard_steps
-from elt.run.steps import BLOCKS, STEPS, StepContext, StepFunction, StepOutcome, StepSkipped
+from elt.run.steps import (
+    BLOCKS,
+    STEPS,
+    StepContext,
+    StepFunction,
+    StepOutcome,
+    StepSkipped,
+    start_forecast_import,
+)
 from elt.run.window import RunWindow, resolve_window
 from elt.settings import settings
 
@@ -145,6 +153,7 @@ class RunTask:
         ctx = StepContext(self.project, self.db, window, self.run_id, self.demo, full_tests=self.full_tests,
                           shard=self.shard, after_shards=self.after_shards, steps=tuple(self.steps),
                           models=models)  # fmt: skip
+        start_forecast_import(tuple(self.steps))
         failures: list[str] = []
         blocked: dict[str, str] = {}
         for name in self.steps:

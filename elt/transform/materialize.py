@@ -11,6 +11,7 @@
   are left untouched (their ``_updated_at``/``_run_id`` stay), so downstream models see only real changes. The
   interval state is written only after every batch is written and its keys verified: a crash mid-write (a
   replace can drop a document on SecantusDB) is repaired by the next run recomputing the same partitions.
+  A model with ``retain`` keeps only its recent span (``elt.transform.retention``).
 
 Every document gets ``_updated_at`` (the run's start time) and ``_run_id``; ``_id`` is left to MongoDB.
 ``elt.failpoint`` names the points between these steps where the crash tests kill the server.
@@ -45,6 +46,7 @@ from elt.transform.intervals import (
     write_state,
 )
 from elt.transform.rebuild import ensure_indexes, merge_changed, rebuild, verify_keys
+from elt.transform.retention import RETAIN_NEWEST, cut_of, expire, input_newest
 
 log = logging.getLogger(__name__)
 
@@ -145,27 +147,6 @@ def _check_target(model: ModelNode) -> None:
         raise TransformError(f"{model.path}: model '{model.name}' may not write this collection: {problem}")
 
 
-#: ``elt_state`` field of a model with ``retain``: the newest ``event_time`` of its main input seen so far.
-RETAIN_NEWEST = "retain_newest"
-
-
-def _input_newest(db: Database, mp: ModelProject, model: ModelNode, state: dict[str, Any] | None = None,
-                  changes: Any = None) -> datetime | None:  # fmt: skip
-    """The newest ``event_time`` of a model's main input: the one its state recorded, moved on by this run's
-    changed input documents; a scan of the input only when none is recorded (a full build), because SecantusDB
-    sorts without its indexes (a newest-first ``find_one`` reads the whole collection)."""
-    known = (state or {}).get(RETAIN_NEWEST)
-    if known is None:
-        return newest_value(db, mp.collection_of(model.from_id), model.spec.event_time or "")
-    lasts = [g["last"] for g in (changes.groups if changes else []) if g.get("last") is not None]
-    return max([known, *lasts])
-
-
-def _cut(model: ModelNode, newest: datetime | None) -> datetime | None:
-    """The oldest ``event_time`` a model with ``retain`` keeps (None: it keeps everything)."""
-    return newest - timedelta(seconds=model.retain_s) if model.retain_s and newest is not None else None
-
-
 def _full_pipeline(mp: ModelProject, model: ModelNode, cut: datetime | None) -> list[dict[str, Any]]:
     """The pipeline of a full build: everything, or (``cut``, from ``retain``) only the kept span, reading its
     input back to the span's start minus ``lookback``."""
@@ -261,8 +242,8 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     for batch in batches:  # before the state says these partitions are done
         verify_keys(db, model, _verify_filter(model, batch))
     failpoint(f"{model.name}:incremental:verified")
-    newest = _input_newest(db, mp, model, state, changes) if model.retain_s else None
-    expired = _expire(db, model, _cut(model, newest))
+    newest = input_newest(db, mp, model, state, changes) if model.retain_s else None
+    expired = expire(db, model, cut_of(model, newest))
     _record_incremental_changes(mp, model, ctx, batches, changes)
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, False,
                 {RETAIN_NEWEST: newest} if newest is not None else None)  # fmt: skip
@@ -280,22 +261,14 @@ def _build_incremental_in_full(db: Database, mp: ModelProject, model: ModelNode,
     """An incremental model built like a table (first build, ``--full-refresh``, a changed definition...)."""
     watermarks = _current_watermarks(db, mp, model, {}) if watermarks is None else watermarks
     mark_full_build_pending(db, model.unique_id, ctx.run_id, reason)
-    newest = _input_newest(db, mp, model) if model.retain_s else None
-    outcome = build_full(db, mp, model, ctx, _cut(model, newest))
+    newest = input_newest(db, mp, model) if model.retain_s else None
+    outcome = build_full(db, mp, model, ctx, cut_of(model, newest))
     outcome.message = f"{outcome.message}; {reason}"
     if model.from_id in mp.sources:
         ctx.changes.add_full(mp.collection_of(model.from_id))  # type: ignore[union-attr]
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True,
                 {RETAIN_NEWEST: newest} if newest is not None else None)  # fmt: skip
     return outcome
-
-
-def _expire(db: Database, model: ModelNode, cut: datetime | None) -> int:
-    """Delete the outputs older than ``cut`` (a model's ``retain``: what a full build would not produce); the
-    count. Idempotent: a run killed before its state is written deletes the same ones again."""
-    if cut is None:
-        return 0
-    return db[model.collection].delete_many({model.spec.event_time: {"$lt": cut}}).deleted_count
 
 
 def _verify_filter(model: ModelNode, batch: Batch) -> dict[str, Any]:

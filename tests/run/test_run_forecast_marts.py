@@ -7,6 +7,7 @@ In-process ``RunTask`` (the code path of ``elt run``) against the simulator.
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,3 +74,16 @@ def test_a_failing_forecast_still_brings_the_observations_to_the_forecast_marts(
     ):
         row = mongo_db.forecast_vs_observed.find_one({"station_id": newest["_id"], "ts": newest["ts"]})
         assert row is not None and row["received"] is True, newest
+
+
+def test_the_forecast_modules_are_imported_in_the_background_only_when_a_forecast_step_follows() -> None:
+    from elt.run.steps import start_forecast_import
+
+    thread = start_forecast_import(("load", "transform", "test", "forecast", "publish"))
+    assert thread is not None
+    thread.join(120)
+    assert not thread.is_alive()
+    assert {"elt.forecast.run", "skops.io", "sklearn.ensemble"} <= set(sys.modules)
+    # nothing to overlap with, or no forecast step
+    assert start_forecast_import(("forecast",)) is None
+    assert start_forecast_import(("load", "transform", "test", "publish")) is None
