@@ -258,16 +258,8 @@ def _refresh_forecast_marts(ctx: StepContext) -> StepOutcome:
     from elt.models.changes import read_changes
     from elt.transform.task import record_full_pass, run_tests, run_transform
 
-    built = _outcome_of(
-        run_transform(
-            ctx.project,
-            ctx.db,
-            select=[FORECAST_MARTS],
-            run_id=ctx.run_id,
-            write_artifacts=False,
-            models=ctx.models,
-        )  # fmt: skip
-    )
+    built = _outcome_of(run_transform(ctx.project, ctx.db, select=[FORECAST_MARTS], run_id=ctx.run_id,
+                                      write_artifacts=False, models=ctx.models))  # fmt: skip
     if built.status == "failed":
         return built
     changes = None if ctx.full_test_pass else read_changes(ctx.db, ctx.run_id)  # the test step's kind of pass
