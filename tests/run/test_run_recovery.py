@@ -116,14 +116,20 @@ def test_two_runs_started_together_one_works_the_other_exits_3(world: RecoveryWo
 
 
 def _run_until_killed(cmd: list[str], env: dict[str, str], client: MongoClient, database: str, run_id: str,
-                      step: str, delay_s: float) -> str | None:  # fmt: skip
-    """Start ``cmd``, SIGKILL it ``delay_s`` after ``step`` starts; return the step it was in when killed."""
+                      step: str, delay_s: float, paused: Path | None = None) -> str | None:  # fmt: skip
+    """Start ``cmd``, SIGKILL it ``delay_s`` after ``step`` starts (or, with ``paused``, once that failpoint
+    marker exists: the process waits there); return the step it was in when killed."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     runs = client[database].elt_runs
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if (runs.find_one({"_id": run_id}, {"current_step": 1}) or {}).get("current_step") == step:
+            if paused is not None and paused.exists():
+                break
+            if (
+                paused is None
+                and (runs.find_one({"_id": run_id}, {"current_step": 1}) or {}).get("current_step") == step
+            ):
                 time.sleep(delay_s)
                 break
             time.sleep(0.02)
@@ -168,12 +174,16 @@ def test_after_kill_9_in_an_hourly_run_the_next_run_recovers_the_same_marts(
 
 
 def test_after_kill_9_in_the_first_runs_transform_the_next_run_recovers_the_same_marts(
-    world: RecoveryWorld, baseline: dict[str, str]
+    world: RecoveryWorld, baseline: dict[str, str], tmp_path: Path
 ) -> None:
     env, database = world.env_for("kill_first")
     killed_id = "run-killed-first"
-    # models half merged over the whole history; the recovery also retrains the forecast model from scratch
+    # killed where a failpoint holds it: staging merged over the whole history, the marts not built yet (a
+    # delay after the step started raced a fast machine's transform); the recovery also retrains from scratch
+    point = "stg_airqino_hourly:full:merged"
+    env = dict(env, ELT_FAILPOINT=point, ELT_FAILPOINT_DIR=str(tmp_path))
     assert _run_until_killed(first_run_cmd(killed_id), env, world.client, database, killed_id, "transform",
-                             3.0) == "transform"  # fmt: skip
+                             0.0, paused=tmp_path / f"{point}.paused") == "transform"  # fmt: skip
+    env.pop("ELT_FAILPOINT")
     _recover(first_run_cmd("run-recover-first"), env, world.client, database, killed_id)
     assert mart_digest(world.client, database) == world.digests["after_first"]
