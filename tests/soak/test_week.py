@@ -22,7 +22,7 @@ injected, rows landed, forecasts written, divergences) is printed past pytest's 
 with or without ``-s``) and written to ``target/soak-summary.json``.
 
 Simulated days: ``ELT_SOAK_DAYS`` (at least 2). The default is the week, 7 days (168 hourly runs; measured on
-2 cores with another suite alongside: 3.5-4 s per run, 10-12 minutes with the checks).
+2 cores with another suite alongside: about 2 s per run, 6 minutes with the checks).
 """
 
 from __future__ import annotations
