@@ -202,7 +202,11 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     previous = stored_watermarks(state)
     reason = _full_build_reason(db, mp, model, ctx, state)
     if reason:
-        return _build_incremental_in_full(db, mp, model, ctx, reason)
+        outcome = _build_in_full(db, mp, model, ctx, reason, _current_watermarks(db, mp, model, {}))
+        outcome.message = f"{outcome.message}; {reason}"
+        if model.from_id in mp.sources:
+            ctx.changes.add_full(mp.collection_of(model.from_id))  # type: ignore[union-attr]
+        return outcome
     secondary = [p for p in model.depends_on if p != model.from_id]
     watermarks = _current_watermarks(db, mp, model, previous)
     changed_secondary = [p for p in secondary if p in watermarks and watermarks[p] != previous.get(p)]
@@ -212,9 +216,9 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
                          and model.spec.event_time and model.spec.partition_by]  # fmt: skip
     changed_secondary = [p for p in changed_secondary if p not in tracked_secondary]
     if changed_secondary:
-        return _build_incremental_in_full(
-            db, mp, model, ctx, f"{', '.join(changed_secondary)} changed (not partition-tracked)", watermarks
-        )
+        outcome = _build_in_full(db, mp, model, ctx, "secondary input changed", watermarks)
+        outcome.message += f"; {', '.join(changed_secondary)} changed (not partition-tracked)"
+        return outcome
     after = previous.get(model.from_id)
     extra_groups: list[dict[str, Any]] = []
     for parent in tracked_secondary:
@@ -256,16 +260,13 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     return Outcome("incremental", rows, partitions, len(partitions), len(batches), message)
 
 
-def _build_incremental_in_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext, reason: str,
-                               watermarks: dict[str, datetime | None] | None = None) -> Outcome:  # fmt: skip
-    """An incremental model built like a table (first build, ``--full-refresh``, a changed definition...)."""
-    watermarks = _current_watermarks(db, mp, model, {}) if watermarks is None else watermarks
-    mark_full_build_pending(db, model.unique_id, ctx.run_id, reason)
+def _build_in_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext, pending_reason: str,
+                   watermarks: dict[str, datetime | None]) -> Outcome:  # fmt: skip
+    """An incremental model built like a table (first build, ``--full-refresh``, a changed definition...): only
+    its retained span with ``retain``; the state recorded once the build is complete."""
+    mark_full_build_pending(db, model.unique_id, ctx.run_id, pending_reason)
     newest = input_newest(db, mp, model) if model.retain_s else None
     outcome = build_full(db, mp, model, ctx, cut_of(model, newest))
-    outcome.message = f"{outcome.message}; {reason}"
-    if model.from_id in mp.sources:
-        ctx.changes.add_full(mp.collection_of(model.from_id))  # type: ignore[union-attr]
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True,
                 {RETAIN_NEWEST: newest} if newest is not None else None)  # fmt: skip
     return outcome

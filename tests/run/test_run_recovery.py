@@ -124,12 +124,8 @@ def _run_until_killed(cmd: list[str], env: dict[str, str], client: MongoClient, 
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if paused is not None and paused.exists():
-                break
-            if (
-                paused is None
-                and (runs.find_one({"_id": run_id}, {"current_step": 1}) or {}).get("current_step") == step
-            ):
+            current = (runs.find_one({"_id": run_id}, {"current_step": 1}) or {}).get("current_step")
+            if paused.exists() if paused is not None else current == step:
                 time.sleep(delay_s)
                 break
             time.sleep(0.02)
