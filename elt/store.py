@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -29,7 +30,10 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from elt.config import Project
+from elt.embedded_repair import INTERRUPTED_CREATE_MESSAGE, complete_interrupted_tables
 from elt.errors import StoreBusyError, StoreError
+
+log = logging.getLogger(__name__)
 
 EMBEDDED_START_TIMEOUT_S = 60.0
 #: The embedded server syncs its journal on every commit, so an acknowledged write survives a SIGKILL of the
@@ -201,29 +205,47 @@ def _start_embedded_server(data_dir: Path) -> str:
             "`pip install 'airqino-elt[embedded]'` (SecantusDB, GPL-2.0) or set MONGO_URI to a MongoDB >= 7.0."
         ) from None
     data_dir.mkdir(parents=True, exist_ok=True)
+    uri, failure = _spawn_embedded_server(data_dir)
+    if failure and INTERRUPTED_CREATE_MESSAGE in failure:
+        completed = complete_interrupted_tables(data_dir)
+        if completed:
+            log.warning(
+                "the embedded store on %s had tables whose creation a kill interrupted (%s): completed them "
+                "(they were empty); starting the server again", data_dir, ", ".join(completed),
+            )  # fmt: skip
+            uri, failure = _spawn_embedded_server(data_dir)
+    if failure is not None:
+        raise StoreError(
+            f"the embedded MongoDB server on {data_dir} did not start; its log ends:\n{failure[-800:]}"
+        )
+    return uri
+
+
+def _spawn_embedded_server(data_dir: Path) -> tuple[str, str | None]:
+    """Start the daemon on ``data_dir`` and wait until it answers: its URI, and None or what it logged."""
     port = _free_port()
     uri = f"mongodb://127.0.0.1:{port}/"
     log_path = data_dir.with_name(data_dir.name + ".log")
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab") as server_log:
+        log_start = server_log.tell()
         process = subprocess.Popen(
             [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
              "--storage-path", str(data_dir), "--standalone", "--log-level", "WARNING", *EMBEDDED_DURABILITY_ARGS],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
+            stdin=subprocess.DEVNULL, stdout=server_log, stderr=server_log, start_new_session=True, close_fds=True,
         )  # fmt: skip
     deadline = time.monotonic() + EMBEDDED_START_TIMEOUT_S
     while not _ping(uri, 500):
         if process.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
-            tail = log_path.read_text(errors="replace")[-800:] if log_path.exists() else ""
-            raise StoreError(
-                f"the embedded MongoDB server on {data_dir} did not start; its log ends:\n{tail}"
-            )
+            with open(log_path, "rb") as server_log:
+                server_log.seek(log_start)
+                return uri, server_log.read().decode(errors="replace")
         time.sleep(0.2)
     state = {"pid": process.pid, "port": port, "uri": uri, "data_dir": str(data_dir),
              "started_at": datetime.now(timezone.utc).isoformat()}  # fmt: skip
     _state_path(data_dir).write_text(json.dumps(state))
-    return uri
+    return uri, None
 
 
 def stop_embedded_server(data_dir: Path, timeout_s: float = 30.0) -> bool:

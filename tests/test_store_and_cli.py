@@ -91,6 +91,42 @@ def test_data_survives_an_embedded_server_restart(embedded_project: Path) -> Non
     assert run() == "2"
 
 
+def test_a_table_whose_creation_a_kill_cut_is_completed_at_next_start(embedded_project: Path) -> None:
+    """A SIGKILL of the server while it creates a table (seen in the fault suite) leaves it unopenable: made here."""
+    wiredtiger = pytest.importorskip("wiredtiger")
+    code = (
+        "import sys; from elt.config import load_project; from elt.store import open_store\n"
+        "with open_store(load_project(sys.argv[1], env={})) as s:\n"
+        "    for n in range(int(sys.argv[2])): s.db[f'c{n}'].update_one({'_id': 1}, {'$inc': {'n': 1}}, upsert=True)\n"
+        "    print([s.db[f'c{n}'].find_one()['n'] for n in range(int(sys.argv[2]))])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MONGO_URI"}
+    run = lambda n: subprocess.run([sys.executable, "-c", code, str(embedded_project), str(n)], check=True,  # noqa: E731
+                                   env=env, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    assert run(2) == "[1, 1]"
+    _elt(embedded_project, "server", "stop")
+    connection = wiredtiger.wiredtiger_open(
+        str(embedded_project / ".elt" / "mongo"), "log=(enabled=true,file_max=10MB,prealloc=false)"
+    )
+    session = connection.open_session()
+    created = {key for key, _ in session.open_cursor("metadata:", None, None)}
+    absent = [
+        f"secantus_documents_sh{n}" for n in range(16) if f"table:secantus_documents_sh{n}" not in created
+    ]
+    for name in absent[:2]:
+        session.create(f"table:{name}", "key_format=SSq,value_format=u")
+        session.drop(f"colgroup:{name}", None)  # killed after the table's metadata, before its file
+    session.create(f"file:{absent[1]}.wt", "key_format=SSq,value_format=u")  # killed after its file
+    connection.close()
+
+    start = _elt(embedded_project, "server", "start")
+    assert start.returncode == 0, start.stderr
+    warning = next(line for line in start.stderr.splitlines() if "creation a kill interrupted" in line)
+    assert absent[0] in warning and absent[1] in warning
+    # The documents kept their values; 64 collections span every shard, the completed ones included.
+    assert run(64) == str([2, 2] + [1] * 62)
+
+
 def test_debug_reports_the_server_named_by_mongo_uri(tmp_path: Path, mongo_server_uri: str) -> None:
     shutil.copytree(REPO_ROOT / "config", tmp_path / "config")
     result = _elt(tmp_path, "debug", "--skip-source", "--json", env={"MONGO_URI": mongo_server_uri})
