@@ -1,6 +1,6 @@
 """Allow ``python -m elt``."""
 
-from elt.cli import main
+from elt.cli import run_and_exit
 
 if __name__ == "__main__":
-    main()
+    run_and_exit()

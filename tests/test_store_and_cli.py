@@ -187,9 +187,14 @@ def test_version_and_usage_errors_exit_codes() -> None:
     assert runner.invoke(main, ["no-such-command"]).exit_code == 2
 
 
-def test_python_dash_m_elt_works() -> None:
-    result = subprocess.run([sys.executable, "-m", "elt", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "Commands:" in result.stdout
+def test_python_dash_m_elt_flushes_its_output_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    """``python -m elt``, like the ``elt`` executable, ends the process with ``os._exit`` after the command."""
+    elt = lambda *args: subprocess.run([sys.executable, "-m", "elt", *args], capture_output=True, text=True)  # noqa: E731
+    helped = elt("--help")
+    assert helped.returncode == 0 and "Commands:" in helped.stdout
+    assert elt("no-such-command").returncode == 2
+    invalid = elt("--project-dir", str(tmp_path), "status")
+    assert invalid.returncode == 2 and "config/elt.yml: file not found" in invalid.stderr
 
 
 def test_load_project_from_env_project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
