@@ -34,6 +34,9 @@ class Batch:
     input_filter: dict[str, Any]
     output_filter: dict[str, Any]
     partitions: list[dict[str, Any]] = field(default_factory=list)
+    #: An index-friendly filter (equality, then a range) covering the outputs, to read them back: the stored
+    #: documents a batch compares and verifies. ``$in``/``$or`` make SecantusDB scan the whole collection.
+    output_scope: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,10 +144,10 @@ def time_range_batches(groups: list[dict[str, Any]], partition_by: list[str], ev
                 merged.append([lo, hi])
         equal = dict(zip(partition_by, partition, strict=True))
         for lo, hi in merged:
+            outputs = {**equal, event_time: {"$gte": lo, "$lte": hi}}
             batches.append(Batch(
                 input_filter={**equal, event_time: {"$gte": lo - lookback, "$lte": hi + lookahead}},
-                output_filter={**equal, event_time: {"$gte": lo, "$lte": hi}},
-                partitions=[{**equal, "from": lo, "to": hi}],
+                output_filter=outputs, partitions=[{**equal, "from": lo, "to": hi}], output_scope=outputs,
             ))  # fmt: skip
     return batches
 
@@ -160,17 +163,20 @@ def partition_batches(groups: list[dict[str, Any]], partition_by: list[str]) -> 
     for first in sorted(by_first, key=repr):
         partitions = sorted(by_first[first], key=repr)
         selector: dict[str, Any] = {partition_by[0]: first}
-        read = selector
+        read = scope = selector
         if len(partition_by) == 2:
             values = sorted({p[partition_by[1]] for p in partitions}, key=repr)
             selector = {**selector, partition_by[1]: {"$in": values}}
             read = selector
             # equality + range reads through the (partition, ...) index; a leading $in full-scans on SecantusDB.
             # The pipeline's output is then cut back to exactly the changed partitions. (Values of mixed types
-            # have no range: TypeError, keep the $in.)
+            # have no range: TypeError, keep the $in, and read the outputs back by the first field.)
             with contextlib.suppress(TypeError):
-                read = {partition_by[0]: first, partition_by[1]: {"$gte": min(values), "$lte": max(values)}}
+                read = scope = {partition_by[0]: first,
+                                partition_by[1]: {"$gte": min(values), "$lte": max(values)}}  # fmt: skip
         elif len(partition_by) > 2:
             selector = read = {"$or": partitions}
-        batches.append(Batch(input_filter=read, output_filter=selector, partitions=partitions))
+        batches.append(
+            Batch(input_filter=read, output_filter=selector, partitions=partitions, output_scope=scope)
+        )
     return batches

@@ -241,10 +241,10 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
                      if k in (model.spec.partition_by or []) and not isinstance(v, dict)}  # fmt: skip
         pipeline = ([{"$match": batch.input_filter}] + mp.render_pipeline(model, start, end, partition)
                     + [{"$match": batch.output_filter}] + _meta_stages(ctx))  # fmt: skip
-        rows += merge_changed(db, source, pipeline, model, _verify_filter(model, batch))
+        rows += merge_changed(db, source, pipeline, model, batch.output_scope)
     failpoint(f"{model.name}:incremental:merged")
     for batch in batches:  # before the state says these partitions are done
-        verify_keys(db, model, _verify_filter(model, batch))
+        verify_keys(db, model, batch.output_scope)
     failpoint(f"{model.name}:incremental:verified")
     newest = input_newest(db, mp, model, state, changes) if model.retain_s else None
     expired = expire(db, model, cut_of(model, newest))
@@ -270,15 +270,6 @@ def _build_in_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunCon
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True,
                 {RETAIN_NEWEST: newest} if newest is not None else None)  # fmt: skip
     return outcome
-
-
-def _verify_filter(model: ModelNode, batch: Batch) -> dict[str, Any]:
-    """An index-friendly filter covering a batch's outputs: its own filter when that is equality + range,
-    else its first partition field (``$in``/``$or`` make SecantusDB scan the whole collection)."""
-    if model.spec.event_time or not batch.partitions:
-        return batch.output_filter
-    first = (model.spec.partition_by or [""])[0]
-    return {first: batch.partitions[0].get(first)}
 
 
 def _record_incremental_changes(mp: ModelProject, model: ModelNode, ctx: RunContext, batches: list[Batch],
