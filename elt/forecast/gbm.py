@@ -6,18 +6,32 @@ One model per pollutant and horizon (direct strategy). Training is single-thread
 
 from __future__ import annotations
 
+import functools
 import os
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 
-# Before scikit-learn loads its OpenMP runtime; threadpool_limits below covers an already-loaded one.
+# Before scikit-learn loads its OpenMP runtime; _one_thread below covers an already-loaded one.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingRegressor  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+from threadpoolctl import ThreadpoolController  # noqa: E402
 
 from elt.forecast.features import feature_columns  # noqa: E402
+
+
+@functools.cache
+def _controller() -> ThreadpoolController:
+    """The process's thread pools (OpenMP, BLAS), found once: a scan of the loaded libraries costs ~3 ms, as
+    much as one prediction, and ``threadpool_limits`` repeats it on every call."""
+    return ThreadpoolController()
+
+
+def _one_thread() -> AbstractContextManager[object]:
+    """Run the enclosed fit or predict on one thread."""
+    return _controller().limit(limits=1)
 
 
 @dataclass(frozen=True)
@@ -85,7 +99,7 @@ class ChangeModel:
         # scikit-learn's binning fails on an all-missing column.
         x[:, np.isnan(x).all(axis=0)] = 0.0
         self._fit_station_feature(x)
-        with threadpool_limits(limits=1):
+        with _one_thread():
             self.estimator.fit(x, train["delta"].to_numpy(dtype=float))
         return self
 
@@ -108,7 +122,7 @@ class ChangeModel:
         """Forecast level per row: y(t) plus the predicted change, never below 0 (a concentration)."""
         if matrix.empty:
             return pd.Series(dtype=float, index=matrix.index)
-        with threadpool_limits(limits=1):
+        with _one_thread():
             change = self.estimator.predict(matrix[self.features].to_numpy(dtype=float))
         return pd.Series(matrix["y0"].to_numpy() + change, index=matrix.index).clip(lower=0.0)
 
