@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -76,34 +77,33 @@ def test_two_commands_starting_the_embedded_store_at_once_share_one_server(embed
     assert "not running" in _elt(embedded_project, "server", "status").stdout
 
 
-def test_data_survives_an_embedded_server_restart(embedded_project: Path) -> None:
+def _on_store(project: Path, body: str, *args: str) -> str:
+    """Run ``body`` in a new process, with ``s`` the project's open store and ``sys.argv[2:]`` = ``args``;
+    its stdout."""
     code = (
         "import sys; from elt.config import load_project; from elt.store import open_store\n"
-        "with open_store(load_project(sys.argv[1], env={})) as s:\n"
-        "    s.db.probe.update_one({'_id': 1}, {'$inc': {'n': 1}}, upsert=True)\n"
-        "    print(s.db.probe.find_one({'_id': 1})['n'])"
+        "with open_store(load_project(sys.argv[1], env={})) as s:\n" + textwrap.indent(body, "    ")
     )
     env = {k: v for k, v in os.environ.items() if k != "MONGO_URI"}
-    run = lambda: subprocess.run([sys.executable, "-c", code, str(embedded_project)], check=True, env=env,  # noqa: E731
-                                 capture_output=True, text=True).stdout.strip()  # fmt: skip
-    assert run() == "1"
+    return subprocess.run([sys.executable, "-c", code, str(project), *args], check=True, env=env,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+
+
+def test_data_survives_an_embedded_server_restart(embedded_project: Path) -> None:
+    body = "s.db.probe.update_one({'_id': 1}, {'$inc': {'n': 1}}, upsert=True)\nprint(s.db.probe.find_one()['n'])"
+    assert _on_store(embedded_project, body) == "1"
     _elt(embedded_project, "server", "stop")
-    assert run() == "2"
+    assert _on_store(embedded_project, body) == "2"
 
 
 def test_a_table_whose_creation_a_kill_cut_is_completed_at_next_start(embedded_project: Path) -> None:
     """A SIGKILL of the server while it creates a table (seen in the fault suite) leaves it unopenable: made here."""
     wiredtiger = pytest.importorskip("wiredtiger")
-    code = (
-        "import sys; from elt.config import load_project; from elt.store import open_store\n"
-        "with open_store(load_project(sys.argv[1], env={})) as s:\n"
-        "    for n in range(int(sys.argv[2])): s.db[f'c{n}'].update_one({'_id': 1}, {'$inc': {'n': 1}}, upsert=True)\n"
-        "    print([s.db[f'c{n}'].find_one()['n'] for n in range(int(sys.argv[2]))])"
+    body = (
+        "for n in range(int(sys.argv[2])): s.db[f'c{n}'].update_one({'_id': 1}, {'$inc': {'n': 1}}, upsert=True)\n"
+        "print([s.db[f'c{n}'].find_one()['n'] for n in range(int(sys.argv[2]))])"
     )
-    env = {k: v for k, v in os.environ.items() if k != "MONGO_URI"}
-    run = lambda n: subprocess.run([sys.executable, "-c", code, str(embedded_project), str(n)], check=True,  # noqa: E731
-                                   env=env, capture_output=True, text=True).stdout.strip()  # fmt: skip
-    assert run(2) == "[1, 1]"
+    assert _on_store(embedded_project, body, "2") == "[1, 1]"
     _elt(embedded_project, "server", "stop")
     connection = wiredtiger.wiredtiger_open(
         str(embedded_project / ".elt" / "mongo"), "log=(enabled=true,file_max=10MB,prealloc=false)"
@@ -124,7 +124,7 @@ def test_a_table_whose_creation_a_kill_cut_is_completed_at_next_start(embedded_p
     warning = next(line for line in start.stderr.splitlines() if "creation a kill interrupted" in line)
     assert absent[0] in warning and absent[1] in warning
     # The documents kept their values; 64 collections span every shard, the completed ones included.
-    assert run(64) == str([2, 2] + [1] * 62)
+    assert _on_store(embedded_project, body, "64") == str([2, 2] + [1] * 62)
 
 
 def test_debug_reports_the_server_named_by_mongo_uri(tmp_path: Path, mongo_server_uri: str) -> None:
