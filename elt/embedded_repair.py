@@ -15,7 +15,7 @@ from pathlib import Path
 #: What WiredTiger logs when it meets a table whose creation was interrupted.
 INTERRUPTED_CREATE_MESSAGE = "cannot be used until all column groups are created"
 #: The journal settings SecantusDB opens its store with: the repair must replay the same journal.
-_WIREDTIGER_CONFIG = "log=(enabled=true,file_max=10MB,prealloc=false)"
+WIREDTIGER_CONFIG = "log=(enabled=true,file_max=10MB,prealloc=false)"
 
 
 def complete_interrupted_tables(data_dir: Path) -> list[str]:
@@ -26,7 +26,7 @@ def complete_interrupted_tables(data_dir: Path) -> list[str]:
     """
     import wiredtiger  # shipped with SecantusDB (the ``embedded`` extra), like the server itself
 
-    connection = wiredtiger.wiredtiger_open(str(data_dir), _WIREDTIGER_CONFIG)
+    connection = wiredtiger.wiredtiger_open(str(data_dir), WIREDTIGER_CONFIG)
     try:
         session = connection.open_session()
         metadata = session.open_cursor("metadata:", None, None)

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from elt.cli import main
 from elt.config import load_project
+from elt.embedded_repair import WIREDTIGER_CONFIG
 from elt.errors import StoreError
 from elt.store import connect, redact_uri
 
@@ -105,9 +106,7 @@ def test_a_table_whose_creation_a_kill_cut_is_completed_at_next_start(embedded_p
     )
     assert _on_store(embedded_project, body, "2") == "[1, 1]"
     _elt(embedded_project, "server", "stop")
-    connection = wiredtiger.wiredtiger_open(
-        str(embedded_project / ".elt" / "mongo"), "log=(enabled=true,file_max=10MB,prealloc=false)"
-    )
+    connection = wiredtiger.wiredtiger_open(str(embedded_project / ".elt" / "mongo"), WIREDTIGER_CONFIG)
     session = connection.open_session()
     created = {key for key, _ in session.open_cursor("metadata:", None, None)}
     absent = [

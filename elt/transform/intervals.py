@@ -33,10 +33,10 @@ class Batch:
 
     input_filter: dict[str, Any]
     output_filter: dict[str, Any]
-    partitions: list[dict[str, Any]] = field(default_factory=list)
     #: An index-friendly filter (equality, then a range) covering the outputs, to read them back: the stored
     #: documents a batch compares and verifies. ``$in``/``$or`` make SecantusDB scan the whole collection.
-    output_scope: dict[str, Any] = field(default_factory=dict)
+    output_scope: dict[str, Any]
+    partitions: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
