@@ -14,7 +14,6 @@ rows: clear the station's rows, or its digest document and rows, and reload to a
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -24,13 +23,14 @@ from pymongo.database import Database
 
 from elt.owned import RAW_DIGESTS_COLLECTION as DIGESTS_COLLECTION
 from elt.sources.airqino import AirqinoSource
-from elt.sources.rows import HOUR, parse_timestamp
+from elt.sources.rows import HOUR, compact_json, parse_timestamp
 from elt.utc import as_utc
 
 
 def raw_id(station_id: str, ts: datetime) -> str:
     """Deterministic ``_id`` of a station-hour: ``"<station_id>|<YYYY-MM-DDTHH:00Z>"``."""
-    return f"{station_id}|{as_utc(ts):%Y-%m-%dT%H:00Z}"
+    ts = as_utc(ts)  # then isoformat/hour, 10x cheaper than a strftime format (8,760 rows per response)
+    return f"{station_id}|{ts.date().isoformat()}T{ts.hour:02d}:00Z"
 
 
 @dataclass
@@ -46,14 +46,6 @@ class Prefiltered:
     dirty_days: list[str] = field(default_factory=list)
 
 
-def source_text(raw: Any) -> str:
-    """A source row as the compact JSON text ``original_json`` keeps (the same encoding as the parser's)."""
-    try:
-        return json.dumps(raw, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
-    except (TypeError, ValueError):
-        return repr(raw)
-
-
 def _day_digest(entries: Iterable[tuple[str, bool]]) -> str:
     """Digest of one station-day: its rows' JSON texts with their provisional flags, order-free."""
     lines = sorted(f"{text}\t{int(provisional)}" for text, provisional in entries)
@@ -61,7 +53,7 @@ def _day_digest(entries: Iterable[tuple[str, bool]]) -> str:
 
 
 def _day_key(ts: datetime) -> str:
-    return f"{as_utc(ts):%Y-%m-%d}"
+    return as_utc(ts).date().isoformat()
 
 
 def skip_unchanged(db: Database, station_id: str, data: list[Any], fetched_at: datetime) -> Prefiltered:
@@ -97,7 +89,7 @@ def skip_unchanged(db: Database, station_id: str, data: list[Any], fetched_at: d
         if ts is None or stamps.get(stamp, 0) != 1:
             result.rows.append(raw)
             continue
-        days.setdefault(_day_key(ts), []).append((raw, ts, source_text(raw), ts + HOUR > fetched_at))
+        days.setdefault(_day_key(ts), []).append((raw, ts, compact_json(raw), ts + HOUR > fetched_at))
     digests = (db[DIGESTS_COLLECTION].find_one({"_id": station_id}) or {}).get("days", {})
     dirty = []
     for day, entries in days.items():

@@ -134,7 +134,7 @@ class HourlyRow(BaseModel):
     @classmethod
     def from_source(cls, station_id: str, raw: Any) -> HourlyRow:
         """Validate one source row; raise ``RowRejection`` with a human reason when it cannot be used."""
-        original_json = _original_json(raw)
+        original_json = compact_json(raw)
         if not isinstance(raw, dict):
             raise RowRejection(f"row is not a JSON object: {type(raw).__name__}", original_json)
         if "timestamp" not in raw:
@@ -190,9 +190,15 @@ def content_hash(ts: datetime, measures: dict[str, Any], extra: dict[str, Any]) 
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _original_json(raw: Any) -> str:
+#: Compact JSON as ``original_json`` keeps it; the encoder is made once (``json.dumps`` with options builds a
+#: new one per call, a fifth of the cost on a 8,760-row response).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+
+
+def compact_json(raw: Any) -> str:
+    """A source row as the compact JSON text ``original_json`` stores (``repr`` when it is not JSON)."""
     try:
-        return json.dumps(raw, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+        return _ENCODE(raw)
     except (TypeError, ValueError):
         return repr(raw)
 
