@@ -37,25 +37,56 @@ def _hour_climatology(series: pd.Series, horizon: int, days: int) -> pd.Series:
     return pd.Series(np.where(valid >= max(1, days // 2), mean, np.nan), index=series.index)
 
 
-def origin_features(grid: pd.DataFrame, pollutant: str, horizon: int, timezone: str = "UTC") -> pd.DataFrame:
-    """Feature matrix for one station, one pollutant and one horizon, indexed by origin hour (UTC).
+def pollutant_features(
+    grid: pd.DataFrame, pollutant: str
+) -> tuple[dict[str, pd.Series], dict[str, pd.Series]]:
+    """The columns of ``origin_features`` that do not depend on the horizon, in two ordered parts: those of the
+    pollutant's own history (before the horizon's seasonal columns) and the covariates (after them).
 
-    ``grid`` is one station's full hourly grid from ``series.hourly_grid`` (NaN = no valid value).
+    Computed once per station and pollutant, they serve every horizon (``design_matrices``).
     """
     y = grid[pollutant]
-    cols: dict[str, pd.Series] = {}
+    own: dict[str, pd.Series] = {}
     for lag in TARGET_LAGS:
-        cols[f"y_lag{lag}"] = y.shift(lag)
+        own[f"y_lag{lag}"] = y.shift(lag)
     for lag in (1, 2, 3, 6):
-        cols[f"y_diff{lag}"] = y - y.shift(lag)
+        own[f"y_diff{lag}"] = y - y.shift(lag)
     for hours in MEAN_WINDOWS:
-        cols[f"y_mean{hours}"] = _rolling(y, hours, "mean")
+        own[f"y_mean{hours}"] = _rolling(y, hours, "mean")
     for hours in (6, 24):
-        cols[f"y_std{hours}"] = _rolling(y, hours, "std")
-    cols["y_min24"] = _rolling(y, 24, "min")
-    cols["y_max24"] = _rolling(y, 24, "max")
-    cols["y_anomaly24"] = y - cols["y_mean24"]
-    cols["y_valid24"] = y.notna().astype(float).rolling(24, min_periods=1).sum()
+        own[f"y_std{hours}"] = _rolling(y, hours, "std")
+    own["y_min24"] = _rolling(y, 24, "min")
+    own["y_max24"] = _rolling(y, 24, "max")
+    own["y_anomaly24"] = y - own["y_mean24"]
+    own["y_valid24"] = y.notna().astype(float).rolling(24, min_periods=1).sum()
+    covariates: dict[str, pd.Series] = {}
+    for name in COVARIATES:
+        if name == pollutant:
+            continue
+        x = grid[name]
+        covariates[f"{name}_lag0"] = x
+        covariates[f"{name}_diff1"] = x - x.shift(1)
+        covariates[f"{name}_diff3"] = x - x.shift(3)
+        covariates[f"{name}_mean24"] = _rolling(x, 24, "mean")
+    covariates["pm_ratio"] = grid["pm25"] / grid["pm10"].where(grid["pm10"] > 0)
+    return own, covariates
+
+
+def origin_features(
+    grid: pd.DataFrame,
+    pollutant: str,
+    horizon: int,
+    timezone: str = "UTC",
+    shared: tuple[dict[str, pd.Series], dict[str, pd.Series]] | None = None,
+) -> pd.DataFrame:
+    """Feature matrix for one station, one pollutant and one horizon, indexed by origin hour (UTC).
+
+    ``grid`` is one station's full hourly grid from ``series.hourly_grid`` (NaN = no valid value); ``shared``
+    is ``pollutant_features(grid, pollutant)`` when the caller already has it.
+    """
+    own, covariates = shared if shared is not None else pollutant_features(grid, pollutant)
+    y = grid[pollutant]
+    cols: dict[str, pd.Series] = dict(own)
     # The same hours one day and one week before the target, and how the pollutant moved then.
     for back in (24, 48, 168):
         cols[f"y_season{back}"] = y.shift(back - horizon)
@@ -65,15 +96,7 @@ def origin_features(grid: pd.DataFrame, pollutant: str, horizon: int, timezone: 
         clim = _hour_climatology(y, horizon, days)
         cols[f"y_clim{days}"] = clim
         cols[f"y_clim{days}_gap"] = clim - y
-    for name in COVARIATES:
-        if name == pollutant:
-            continue
-        x = grid[name]
-        cols[f"{name}_lag0"] = x
-        cols[f"{name}_diff1"] = x - x.shift(1)
-        cols[f"{name}_diff3"] = x - x.shift(3)
-        cols[f"{name}_mean24"] = _rolling(x, 24, "mean")
-    cols["pm_ratio"] = grid["pm25"] / grid["pm10"].where(grid["pm10"] > 0)
+    cols.update(covariates)
     target_local = (grid.index + pd.Timedelta(hours=horizon)).tz_localize("UTC").tz_convert(timezone)
     cols["target_hour"] = pd.Series(target_local.hour, index=grid.index).astype(float)
     cols["target_dow"] = pd.Series(target_local.day_of_week, index=grid.index).astype(float)
@@ -107,20 +130,33 @@ def design_matrix(
     Bookkeeping columns (not features): ``station_id``, ``origin``, ``target_ts``, ``y0`` (value at the origin),
     ``observed`` (value at the target), ``delta`` (the training target) and ``issuable``.
     """
+    return design_matrices(grids, pollutant, (horizon,), station_codes, timezones)[horizon]
+
+
+def design_matrices(
+    grids: dict[str, pd.DataFrame],
+    pollutant: str,
+    horizons: tuple[int, ...],
+    station_codes: dict[str, int],
+    timezones: dict[str, str] | None = None,
+) -> dict[int, pd.DataFrame]:
+    """``design_matrix`` for each of ``horizons``, the horizon-free features computed once per station."""
     timezones = timezones or {}
-    frames = []
-    for station_id, grid in grids.items():
-        features = origin_features(grid, pollutant, horizon, timezones.get(station_id, "UTC"))
-        features.insert(0, "station", float(station_codes.get(station_id, -1)))
-        features["station_id"] = station_id
-        features["origin"] = grid.index
-        features["target_ts"] = grid.index + pd.Timedelta(hours=horizon)
-        features["y0"] = grid[pollutant]
-        features["observed"] = grid[pollutant].shift(-horizon)
-        features["delta"] = target_change(grid, pollutant, horizon)
-        features["issuable"] = issuable(grid, pollutant)
-        frames.append(features.reset_index(drop=True))
-    return pd.concat(frames, ignore_index=True)
+    frames: dict[int, list[pd.DataFrame]] = {horizon: [] for horizon in horizons}
+    for station_id, grid in grids.items() if horizons else ():
+        shared = pollutant_features(grid, pollutant)
+        for horizon in horizons:
+            features = origin_features(grid, pollutant, horizon, timezones.get(station_id, "UTC"), shared)
+            features.insert(0, "station", float(station_codes.get(station_id, -1)))
+            features["station_id"] = station_id
+            features["origin"] = grid.index
+            features["target_ts"] = grid.index + pd.Timedelta(hours=horizon)
+            features["y0"] = grid[pollutant]
+            features["observed"] = grid[pollutant].shift(-horizon)
+            features["delta"] = target_change(grid, pollutant, horizon)
+            features["issuable"] = issuable(grid, pollutant)
+            frames[horizon].append(features.reset_index(drop=True))
+    return {horizon: pd.concat(parts, ignore_index=True) for horizon, parts in frames.items()}
 
 
 #: Columns of ``design_matrix`` that are bookkeeping, not model inputs.

@@ -18,7 +18,7 @@ import pandas as pd
 from pymongo.database import Database
 
 from elt.forecast import HORIZONS, POLLUTANTS
-from elt.forecast.features import HISTORY_HOURS, design_matrix
+from elt.forecast.features import HISTORY_HOURS, design_matrices
 from elt.forecast.series import MEASURES, hourly_grid, newest_final_ts, read_staging, utc_hour
 from elt.forecast.train import TrainedForecast
 from elt.owned import FORECASTS_COLLECTION
@@ -107,19 +107,23 @@ def forecast_station(
     skipped: list[dict[str, Any]] = []
     for pollutant in POLLUTANTS:
         gap = _recent_gap(grid, pollutant, origin)
-        for horizon in HORIZONS:
-            choice = bundle.choice(station_id, pollutant, horizon)
-            reason = None
+        choices = {horizon: bundle.choice(station_id, pollutant, horizon) for horizon in HORIZONS}
+        reasons: dict[int, str | None] = {}
+        for horizon, choice in choices.items():
             if choice is None:
-                reason = f"station not in model {bundle.version}: retrain with elt forecast train"
+                reasons[horizon] = f"station not in model {bundle.version}: retrain with elt forecast train"
             elif choice.status != "ok" or choice.predictor is None:
-                reason = choice.reason or "no valid data"
-            elif gap is not None:
-                reason = gap
+                reasons[horizon] = choice.reason or "no valid data"
+            else:
+                reasons[horizon] = gap
+        matrices = design_matrices(  # the horizon-free features once for both horizons
+            {station_id: grid}, pollutant, tuple(h for h, reason in reasons.items() if reason is None),
+            bundle.station_codes, {station_id: timezone_name},
+        )  # fmt: skip
+        for horizon in HORIZONS:
+            choice, reason = choices[horizon], reasons[horizon]
             if reason is None:
-                matrix = design_matrix(
-                    {station_id: grid}, pollutant, horizon, bundle.station_codes, {station_id: timezone_name}
-                )
+                matrix = matrices[horizon]
                 row = matrix[matrix["origin"] == origin]
                 value = _predict_value(bundle, choice.predictor, pollutant, horizon, row)
                 if math.isnan(value):
