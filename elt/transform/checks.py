@@ -218,9 +218,11 @@ def _scoped_completeness_groups(db: Database, test: TestNode, collection: str,
         if args.event_time is None or args.recent is None or where:
             # no bounded span: count the whole group (equality on the partition, then the predicates)
             leading = [{"$match": group}] + where
-            if args.event_time is None:
-                expected = _count(db, collection, leading)
-                groups.append((group, expected, _count(db, collection, leading + counted_if), None, None))
+            if args.event_time is None:  # both counts from one read of the group
+                facet = {"expected": [{"$count": "n"}], "counted": [*counted_if, {"$count": "n"}]}
+                counts = next(coll.aggregate(leading + [{"$facet": facet}]))
+                expected, counted = ((counts[k] or [{"n": 0}])[0]["n"] for k in ("expected", "counted"))
+                groups.append((group, expected, counted, None, None))
                 continue
             spans = list(coll.aggregate(leading + [{"$group": {"_id": None, "first": {"$min": f"${args.event_time}"},
                                                                "last": {"$max": f"${args.event_time}"}}}]))  # fmt: skip
