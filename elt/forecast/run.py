@@ -210,15 +210,20 @@ def retrain_reason(
 
 
 def run_forecast(
-    project: Project, db: Database, run_id: str | None = None, now: datetime | None = None
+    project: Project,
+    db: Database,
+    run_id: str | None = None,
+    now: datetime | None = None,
+    parsed: TrainedForecast | None = None,
 ) -> ForecastRunResult:
     """``elt run`` step: train when due (see the module docstring), predict from the last observed hour,
-    and record per station x pollutant whether a forecast was written, or why not."""
+    and record per station x pollutant whether a forecast was written, or why not. ``parsed``: the stored
+    model as loaded earlier in this process (``store.load_latest``)."""
     result = ForecastRunResult()
     station_ids, timezones = project_stations(project)
     history = station_history_hours(db, station_ids, near=now)
     # A refused (tampered/unreadable) model is never run nor silently replaced: baseline forecasts, step fails.
-    bundle, refusal = load_for_predict(db, station_ids, timezones)
+    bundle, refusal = load_for_predict(db, station_ids, timezones, parsed)
     reason = retrain_reason(project, db, bundle, history, now) if refusal is None else None
     if reason is not None and max(history.values(), default=0) >= MIN_HISTORY_HOURS:
         log.info("training the forecast model (%s)%s", reason, f" in run {run_id}" if run_id else "")

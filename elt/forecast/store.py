@@ -219,22 +219,32 @@ def latest_document(db: Database, metadata_only: bool = False) -> dict[str, Any]
     )
 
 
-def load_latest(db: Database) -> TrainedForecast | None:
-    """The newest trained forecast, or None when nothing was trained yet (``ModelRefused`` when not loadable)."""
+def load_latest(db: Database, parsed: TrainedForecast | None = None) -> TrainedForecast | None:
+    """The newest trained forecast, or None when nothing was trained yet (``ModelRefused`` when not loadable).
+
+    ``parsed``: a model this process loaded a moment ago (``elt run`` loads it in the background while load and
+    transform run, ``elt.run.steps.start_forecast_import``); it is used, without parsing the estimators
+    again, when it is still the newest stored version (same version and creation time).
+    """
+    if parsed is not None:
+        newest = latest_document(db, metadata_only=True)
+        if newest and (newest.get("_id"), newest.get("created_at")) == (parsed.version, parsed.created_at):
+            return parsed
     doc = latest_document(db)
     return from_document(doc) if doc else None
 
 
 def load_for_predict(
-    db: Database, station_ids: list[str], timezones: dict[str, str]
+    db: Database, station_ids: list[str], timezones: dict[str, str], parsed: TrainedForecast | None = None
 ) -> tuple[TrainedForecast | None, str | None]:
     """(model, refusal): the newest model, or the persistence baseline and why the stored model was refused.
 
     The refusal is logged as an error here; the caller reports it (``elt forecast predict`` exits 1, the
-    forecast step of ``elt run`` fails with it) after writing the baseline forecasts.
+    forecast step of ``elt run`` fails with it) after writing the baseline forecasts. ``parsed``: see
+    ``load_latest``.
     """
     try:
-        return load_latest(db), None
+        return load_latest(db, parsed), None
     except ModelRefused as exc:
         refusal = f"{exc}. Forecasts fell back to {BASELINE_PREDICTOR}"
         log.error("%s", refusal)

@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -57,6 +58,8 @@ class StepContext:
     full_test_pass: str | None = None
     #: The project's models, loaded and validated once for the invocation (None: each step loads them).
     models: ModelProject | None = None
+    #: The stored forecast model, being loaded in the background (``start_forecast_import``).
+    forecast_model: Future | None = None
 
 
 @dataclass
@@ -202,12 +205,13 @@ def _missing_forecast_modules() -> list[str]:
     return [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
 
 
-def start_forecast_import(steps: tuple[str, ...]) -> threading.Thread | None:
-    """Import the forecast modules (scikit-learn, pandas, skops: about a second of CPU) in a background thread
-    when a forecast step follows other steps: load and transform mostly wait on the API and the database, so
-    the import overlaps them and the forecast step finds the modules loaded. The steps' own modules are imported
-    first, so the two threads never import the same module at the same time. Errors are left to the forecast
-    step, which imports the same modules and reports what fails."""
+def start_forecast_import(steps: tuple[str, ...], db: Database) -> Future | None:
+    """Import the forecast modules (scikit-learn, pandas, skops: about a second of CPU), then load the stored
+    forecast model (the skops parse of its estimators, about half a second), in a background thread when a
+    forecast step follows other steps: load and transform mostly wait on the API and the database, so this
+    overlaps them. The steps' own modules are imported first, so the two threads never import the same module
+    at the same time. The future's result is the loaded model, or None (none stored, refused, or any error:
+    the forecast step then loads it itself and reports what fails)."""
     if "forecast" not in steps or steps[0] == "forecast" or _missing_forecast_modules():
         return None
     import elt.load.task  # noqa: F401 - the other steps' modules, before the thread starts
@@ -215,15 +219,23 @@ def start_forecast_import(steps: tuple[str, ...]) -> threading.Thread | None:
     import elt.sources.airqino  # noqa: F401
     import elt.transform.task  # noqa: F401
 
-    def _import() -> None:
-        with contextlib.suppress(Exception):
-            import skops.io  # noqa: F401
+    loaded: Future = Future()
 
-            import elt.forecast.run  # noqa: F401
+    def _prepare() -> None:
+        model = None
+        try:
+            with contextlib.suppress(Exception):
+                import skops.io  # noqa: F401
 
-    thread = threading.Thread(target=_import, name="elt-forecast-import", daemon=True)
-    thread.start()
-    return thread
+                import elt.forecast.run  # noqa: F401
+                from elt.forecast.store import load_latest
+
+                model = load_latest(db)
+        finally:
+            loaded.set_result(model)
+
+    threading.Thread(target=_prepare, name="elt-forecast-import", daemon=True).start()
+    return loaded
 
 
 def forecast_step(ctx: StepContext) -> StepOutcome:
@@ -238,7 +250,8 @@ def forecast_step(ctx: StepContext) -> StepOutcome:
     from elt.forecast.run import run_forecast
 
     try:
-        result = run_forecast(ctx.project, ctx.db, run_id=ctx.run_id, now=ctx.window.end)
+        parsed = ctx.forecast_model.result() if ctx.forecast_model is not None else None
+        result = run_forecast(ctx.project, ctx.db, run_id=ctx.run_id, now=ctx.window.end, parsed=parsed)
         _record_forecast_changes(ctx, result)
     finally:
         marts = _refresh_forecast_marts(ctx)

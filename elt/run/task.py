@@ -153,7 +153,7 @@ class RunTask:
         ctx = StepContext(self.project, self.db, window, self.run_id, self.demo, full_tests=self.full_tests,
                           shard=self.shard, after_shards=self.after_shards, steps=tuple(self.steps),
                           models=models)  # fmt: skip
-        start_forecast_import(tuple(self.steps))
+        ctx.forecast_model = start_forecast_import(tuple(self.steps), self.db)
         failures: list[str] = []
         blocked: dict[str, str] = {}
         for name in self.steps:

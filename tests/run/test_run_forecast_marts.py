@@ -42,7 +42,7 @@ def test_the_forecast_step_builds_the_forecast_marts_with_this_runs_forecasts(
 
 
 def test_the_first_runs_full_pass_counts_with_the_forecast_marts_tests_so_the_next_run_audits(
-    project_dir: Path, mongo_db: Database, sim: AirQinoSimulator
+    project_dir: Path, mongo_db: Database, sim: AirQinoSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the test step's full pass leaves the forecast marts' tests to the forecast step: together they are the
     # day's full pass, and the next run of the day audits only what it changed
@@ -50,9 +50,15 @@ def test_the_first_runs_full_pass_counts_with_the_forecast_marts_tests_so_the_ne
     assert first.step("test")["counts"]["full_pass_reason"] == "no full test pass recorded yet"
     assert first.step("forecast")["counts"]["forecast_marts"]["tests"]["scope"] == "full"
     sim.advance(hours=1)
+    import elt.forecast.store as store
+
+    parses, parse = [], store.from_document
+    monkeypatch.setattr(store, "from_document", lambda doc: parses.append(doc["_id"]) or parse(doc))
     second = RunTask(load_project(project_dir), mongo_db, now=SIMULATOR_NOW + timedelta(hours=1),
                      alerts=False).run()  # fmt: skip
     assert second.ok, second.record.get("error")
+    # the model trained by the first run is parsed once, in the background, and the forecast step uses it
+    assert len(parses) == 1 and second.step("forecast")["counts"].get("trained") is None
     assert second.step("test")["counts"]["scope"] == "changed"
     assert "full_pass_reason" not in second.step("test")["counts"]
     assert second.step("forecast")["counts"]["forecast_marts"]["tests"]["scope"] == "changed"
@@ -76,14 +82,28 @@ def test_a_failing_forecast_still_brings_the_observations_to_the_forecast_marts(
         assert row is not None and row["received"] is True, newest
 
 
-def test_the_forecast_modules_are_imported_in_the_background_only_when_a_forecast_step_follows() -> None:
+def test_the_forecast_modules_and_model_are_loaded_in_the_background_only_when_a_forecast_step_follows(
+    project_dir: Path, mongo_db: Database, sim: AirQinoSimulator
+) -> None:
+    from elt.forecast.run import train_project
+    from elt.forecast.store import load_latest, save_forecast
     from elt.run.steps import start_forecast_import
 
-    thread = start_forecast_import(("load", "transform", "test", "forecast", "publish"))
-    assert thread is not None
-    thread.join(120)
-    assert not thread.is_alive()
+    steps = ("load", "transform", "test", "forecast", "publish")
+    nothing_stored = start_forecast_import(steps, mongo_db)
+    assert nothing_stored is not None and nothing_stored.result(120) is None
     assert {"elt.forecast.run", "skops.io", "sklearn.ensemble"} <= set(sys.modules)
     # nothing to overlap with, or no forecast step
-    assert start_forecast_import(("forecast",)) is None
-    assert start_forecast_import(("load", "transform", "test", "publish")) is None
+    assert start_forecast_import(("forecast",), mongo_db) is None
+    assert start_forecast_import(("load", "transform", "test", "publish"), mongo_db) is None
+
+    RunTask(load_project(project_dir), mongo_db, steps=["load", "transform"], now=SIMULATOR_NOW,
+            alerts=False).run()  # fmt: skip
+    stored = train_project(load_project(project_dir), mongo_db)
+    parsed = start_forecast_import(steps, mongo_db).result(120)
+    assert parsed is not None and parsed.version == stored.version
+    assert load_latest(mongo_db, parsed) is parsed  # still the newest: not parsed again
+    stored.version, stored.created_at = "a-newer-version", stored.created_at + timedelta(seconds=1)
+    save_forecast(mongo_db, stored)
+    newer = load_latest(mongo_db, parsed)
+    assert newer is not parsed and newer.version == "a-newer-version"
