@@ -155,22 +155,21 @@ def forecast_station(
 
 
 def write_forecasts(db: Database, docs: Iterable[dict[str, Any]], result: PredictResult) -> None:
-    """Upsert on the contract key; an identical document is left untouched. A new or changed forecast gets
-    ``_loaded_at`` (now): the change field ``forecast_pairs`` tracks to verify only new forecasts."""
+    """Upsert on the contract key (its unique index made by ``predict_forecasts``); an identical document is
+    left untouched. A new or changed forecast gets ``_loaded_at`` (now; a new one in the same write): the
+    change field ``forecast_pairs`` tracks to verify only new forecasts."""
     collection = db[FORECASTS_COLLECTION]
-    ensure_unique_index(collection, FORECAST_KEY)
     for doc in docs:
         key = {name: doc[name] for name in FORECAST_KEY}
-        update = collection.update_one(key, {"$set": doc}, upsert=True)
+        now = {"_loaded_at": datetime.now(timezone.utc)}
+        update = collection.update_one(key, {"$set": doc, "$setOnInsert": now}, upsert=True)
         if update.upserted_id is not None:
             result.inserted += 1
         elif update.modified_count:
             result.updated += 1
+            collection.update_one(key, {"$set": now})
         else:
             result.unchanged += 1
-            result.forecasts.append(doc)
-            continue
-        collection.update_one(key, {"$set": {"_loaded_at": datetime.now(timezone.utc)}})
         result.forecasts.append(doc)
 
 
@@ -181,16 +180,24 @@ def predict_forecasts(
     timezones: dict[str, str] | None = None,
     at: datetime | None = None,
     near: datetime | None = None,
+    origins: dict[str, datetime | None] | None = None,
 ) -> PredictResult:
     """Forecast every station from its last final hour (or from ``at``) and write ``forecasts``.
 
     ``near`` (e.g. the run window's end) is where the newest final hour is looked for first; reads are the
-    last ``HISTORY_HOURS`` per station, never the whole history.
+    last ``HISTORY_HOURS`` per station, never the whole history. ``origins``: each station's last final hour
+    when the caller already read it.
     """
     timezones = timezones or {}
     result = PredictResult(bundle.version)
+    ensure_unique_index(db[FORECASTS_COLLECTION], FORECAST_KEY)  # write_forecasts upserts on it
     for station_id in station_ids:
-        newest = at if at is not None else last_final_hour(db, station_id, near)
+        if at is not None:
+            newest = at
+        elif origins is not None and station_id in origins:
+            newest = origins[station_id]
+        else:
+            newest = last_final_hour(db, station_id, near)
         if newest is None:
             reason = "no final hour in stg_airqino_hourly (run elt load and elt transform first)"
             result.skipped.append({"station_id": station_id, "reason": reason})

@@ -183,12 +183,14 @@ def retrain_reason(
     bundle: TrainedForecast | None,
     history: dict[str, int] | None = None,
     near: datetime | None = None,
+    newest: pd.Timestamp | None = None,
 ) -> str | None:
     """Why the model should be retrained now (None when it is current).
 
     No model yet; a station that is new or was short of history when the model was trained and now has
     ``MIN_HISTORY_HOURS``; or the model is ``forecast_retrain_days`` old. ``history``: station -> hours
-    (``station_history_hours``; read here when not given); ``near``: see newest_final_hour.
+    (``station_history_hours``; read here when not given); ``near``: see newest_final_hour; ``newest``: the
+    newest final hour over the stations when the caller has it (read here when not given).
     """
     if bundle is None:
         return "no model yet"
@@ -201,7 +203,7 @@ def retrain_reason(
     ]  # fmt: skip
     if ready:
         return f"enough history now for stations not modelled yet: {', '.join(ready)}"
-    newest = newest_final_hour(db, station_ids, near)
+    newest = newest if newest is not None else newest_final_hour(db, station_ids, near)
     days = int(project.config.vars["forecast_retrain_days"])
     trained_until = utc_hour(bundle.trained_until)
     if newest is not None and newest - trained_until >= pd.Timedelta(days=days):
@@ -221,10 +223,13 @@ def run_forecast(
     model as loaded earlier in this process (``store.load_latest``)."""
     result = ForecastRunResult()
     station_ids, timezones = project_stations(project)
-    history = station_history_hours(db, station_ids, near=now)
+    origins = {s: newest_final_ts(db, s, now) for s in station_ids}  # read once for the whole step
+    newest = max((utc_hour(ts) for ts in origins.values() if ts is not None), default=None)
+    history = (station_history_hours(db, station_ids, end=newest + pd.Timedelta(hours=1))
+               if newest is not None else dict.fromkeys(station_ids, 0))  # fmt: skip
     # A refused (tampered/unreadable) model is never run nor silently replaced: baseline forecasts, step fails.
     bundle, refusal = load_for_predict(db, station_ids, timezones, parsed)
-    reason = retrain_reason(project, db, bundle, history, now) if refusal is None else None
+    reason = retrain_reason(project, db, bundle, history, now, newest) if refusal is None else None
     if reason is not None and max(history.values(), default=0) >= MIN_HISTORY_HOURS:
         log.info("training the forecast model (%s)%s", reason, f" in run {run_id}" if run_id else "")
         bundle = train_project(project, db)
@@ -235,7 +240,7 @@ def run_forecast(
         log.warning(note)
         result.notes.append(note)
     if bundle is not None:
-        result.predict = predict_forecasts(db, bundle, station_ids, timezones, near=now)
+        result.predict = predict_forecasts(db, bundle, station_ids, timezones, near=now, origins=origins)
         if refusal is not None:
             result.predict.refusal = refusal
             result.ok, result.error = False, refusal

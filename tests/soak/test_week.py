@@ -456,7 +456,8 @@ def test_a_simulated_week_of_hourly_runs_with_faults_ends_consistent(
                 "killed": 1,
                 "ok": sum(1 for _, r, _ in soak.runs if r.ok),
             },  # fmt: skip
-            "full_test_passes": full_passes,
+            # why each full pass ran (the first run: "no full test pass recorded yet"); the other runs audited
+            "full_test_passes": {"count": len(full_passes), "reasons": full_passes},
             "wall_seconds": round(time.perf_counter() - started, 1),
             "seconds_per_run": round(sum(s for _, _, s in soak.runs) / len(soak.runs), 2),
             "faults_injected": soak.faults,
