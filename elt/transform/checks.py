@@ -202,19 +202,19 @@ def _scoped_completeness_groups(db: Database, test: TestNode, collection: str,
     where = _where(test)
     counted_if = [{"$match": args.counted_if}] if args.counted_if else []
     coll = db[collection]
-    partitions: dict[str, tuple[dict[str, Any], Any]] = {}
+    partitions: dict[str, tuple[dict[str, Any], Any, Any]] = {}
     for scope in scopes:
         group = _equalities(scope)
         bounds = scope.get(args.event_time) if args.event_time else None
         low = bounds.get("$gte") if isinstance(bounds, dict) else None
+        high = bounds.get("$lte") if isinstance(bounds, dict) else None
         known = partitions.get(repr(sorted(group.items())))
-        if known is not None and known[1] is not None and low is not None:
-            low = min(low, known[1])
-        elif known is not None:
-            low = None
-        partitions[repr(sorted(group.items()))] = (group, low)
+        if known is not None:  # the union of the group's scopes (an open end stays open)
+            low = None if low is None or known[1] is None else min(low, known[1])
+            high = None if high is None or known[2] is None else max(high, known[2])
+        partitions[repr(sorted(group.items()))] = (group, low, high)
     groups = []
-    for group, low in partitions.values():
+    for group, low, high in partitions.values():
         if args.event_time is None or args.recent is None or where:
             # no bounded span: count the whole group (equality on the partition, then the predicates)
             leading = [{"$match": group}] + where
@@ -230,17 +230,28 @@ def _scoped_completeness_groups(db: Database, test: TestNode, collection: str,
                 continue
             first, last = spans[0]["first"], spans[0]["last"]
         else:
-            tail = {**group, args.event_time: {"$gte": low}} if low is not None else group
-            newest = coll.find_one(tail, {args.event_time: 1}, sort=[(args.event_time, -1)])
+            # SecantusDB reads every document of a query's range whatever its limit: probe the short range
+            # first (from the scope's end: the newest is usually there), then the one that settles it
+            newest = None
+            for start in (high, low) if high is not None else (low,):
+                tail = {**group, args.event_time: {"$gte": start}} if start is not None else group
+                newest = coll.find_one(tail, {args.event_time: 1}, sort=[(args.event_time, -1)])
+                if newest is not None:
+                    break
             if newest is None:
                 continue
             last = newest[args.event_time]
             step = timedelta(hours=1) if args.interval == "hour" else timedelta(days=1)
             cutoff = last - timedelta(seconds=duration_seconds(args.recent)) + step
-            # bounded probe: an open range to the past reads the group's whole history on SecantusDB
+            # bounded probes (an open range to the past reads the group's whole history): the step before the
+            # cutoff, then the whole recent span before it
             recent_span = timedelta(seconds=duration_seconds(args.recent))
-            older = coll.find_one({**group, args.event_time: {"$gte": cutoff - recent_span, "$lt": cutoff}},
-                                  {"_id": 1})  # fmt: skip
+            older = None
+            for span in (min(step, recent_span), recent_span):
+                older = coll.find_one({**group, args.event_time: {"$gte": cutoff - span, "$lt": cutoff}},
+                                      {"_id": 1})  # fmt: skip
+                if older is not None:
+                    break
             if older is not None:
                 first = cutoff
             else:

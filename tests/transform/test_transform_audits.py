@@ -154,3 +154,35 @@ def test_batched_single_query_tests_give_the_verdicts_of_one_query_per_test(
         )
         assert len(outcome.sample) == len(alone.sample)
     assert {o.status for o in batched.values()} >= {"pass", "fail"}
+
+
+def test_scoped_completeness_counts_what_a_direct_count_of_each_changed_station_gives(
+    hourly, project_dir: Path, mongo_db: Database
+) -> None:
+    from datetime import timedelta
+
+    from elt.models.project import load_models
+    from elt.transform.checks import _scoped_completeness_groups
+
+    tests = {t.name: t for t in load_models(load_project(project_dir)).tests.values()}
+    changes = read_changes(mongo_db, "hour-1")
+    # the last 7 days before each station's newest hour (the scopes end at it: the short probes answer)
+    recent = tests["completeness_stg_airqino_hourly_pm25_last_7_days"]
+    scopes = changes.get("stg_airqino_hourly").scopes
+    groups = _scoped_completeness_groups(mongo_db, recent, "stg_airqino_hourly", scopes)
+    assert len(groups) == 2
+    for group, expected, counted, first, last in groups:
+        rows = list(mongo_db.stg_airqino_hourly.find(group, {"ts": 1, "pm25_valid": 1}))
+        newest = max(r["ts"] for r in rows)
+        start = max(min(r["ts"] for r in rows), newest - timedelta(days=7) + timedelta(hours=1))
+        assert (first, last) == (start, newest)
+        assert expected == int((newest - start) / timedelta(hours=1)) + 1 == 168
+        assert counted == sum(1 for r in rows if start <= r["ts"] <= newest and r["pm25_valid"] is True)
+    # without event_time: every document of the station, and those counted
+    days = tests["completeness_daily_sensor_averages_pm25_complete_days"]
+    scopes = changes.get("daily_sensor_averages").scopes
+    groups = _scoped_completeness_groups(mongo_db, days, "daily_sensor_averages", scopes)
+    assert len(groups) == 2
+    for group, expected, counted, _, _ in groups:
+        assert expected == mongo_db.daily_sensor_averages.count_documents(group) > 0
+        assert counted == mongo_db.daily_sensor_averages.count_documents({**group, "pm25_complete": True})
