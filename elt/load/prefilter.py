@@ -29,7 +29,7 @@ from elt.utc import as_utc
 
 def raw_id(station_id: str, ts: datetime) -> str:
     """Deterministic ``_id`` of a station-hour: ``"<station_id>|<YYYY-MM-DDTHH:00Z>"``."""
-    ts = as_utc(ts)  # then isoformat/hour, 10x cheaper than a strftime format (8,760 rows per response)
+    ts = as_utc(ts)  # isoformat and hour: a third of a strftime format's cost (8,760 rows per response)
     return f"{station_id}|{ts.date().isoformat()}T{ts.hour:02d}:00Z"
 
 
