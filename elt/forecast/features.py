@@ -141,9 +141,11 @@ def design_matrices(
     timezones: dict[str, str] | None = None,
 ) -> dict[int, pd.DataFrame]:
     """``design_matrix`` for each of ``horizons``, the horizon-free features computed once per station."""
+    if not horizons:
+        return {}
     timezones = timezones or {}
     frames: dict[int, list[pd.DataFrame]] = {horizon: [] for horizon in horizons}
-    for station_id, grid in grids.items() if horizons else ():
+    for station_id, grid in grids.items():
         shared = pollutant_features(grid, pollutant)
         for horizon in horizons:
             features = origin_features(grid, pollutant, horizon, timezones.get(station_id, "UTC"), shared)

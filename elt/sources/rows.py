@@ -191,7 +191,7 @@ def content_hash(ts: datetime, measures: dict[str, Any], extra: dict[str, Any]) 
 
 
 #: Compact JSON as ``original_json`` keeps it; the encoder is made once (``json.dumps`` with options builds a
-#: new one per call, a fifth of the cost on a 8,760-row response).
+#: new one per call, about a fifth of the cost on an 8,760-row response).
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
 
 
