@@ -87,7 +87,8 @@ def train(obj: CliContext, until: datetime | None, validate_weeks: int, as_json:
     Console(stderr=True).print(table)
     if as_json:
         doc = to_document(bundle)
-        doc.pop("models")
+        for binaries in ("models", "trees"):
+            doc.pop(binaries)
         click.echo(json.dumps(doc, default=_json_default))
 
 

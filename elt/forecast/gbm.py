@@ -2,6 +2,9 @@
 
 One model per pollutant and horizon (direct strategy). Training is single-threaded on purpose: on a busy
 2-core machine OpenMP's default threading made one fit hundreds of times slower.
+
+scikit-learn is imported only to fit (``ChangeModel``); a stored model predicts from its trees' arrays with
+numpy (``TreeModel``, ``elt.forecast.trees``), so the hourly forecast does not pay scikit-learn's import.
 """
 
 from __future__ import annotations
@@ -10,22 +13,28 @@ import functools
 import os
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 # Before scikit-learn loads its OpenMP runtime; _one_thread below covers an already-loaded one.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.ensemble import HistGradientBoostingRegressor  # noqa: E402
-from threadpoolctl import ThreadpoolController  # noqa: E402
 
 from elt.forecast.features import feature_columns  # noqa: E402
+from elt.forecast.trees import TreeEnsemble  # noqa: E402
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import ThreadpoolController
 
 
 @functools.cache
 def _controller() -> ThreadpoolController:
     """The process's thread pools (OpenMP, BLAS), found once: a scan of the loaded libraries costs ~3 ms, as
     much as one prediction, and ``threadpool_limits`` repeats it on every call."""
+    from threadpoolctl import ThreadpoolController
+
     return ThreadpoolController()
 
 
@@ -74,6 +83,8 @@ class ChangeModel:
     """A fitted model of y(t+h) − y(t); ``predict`` returns the level y(t) + change."""
 
     def __init__(self, params: GbmParams, features: list[str]) -> None:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
         self.params = params
         self.features = features
         self.estimator = HistGradientBoostingRegressor(
@@ -124,7 +135,28 @@ class ChangeModel:
             return pd.Series(dtype=float, index=matrix.index)
         with _one_thread():
             change = self.estimator.predict(matrix[self.features].to_numpy(dtype=float))
-        return pd.Series(matrix["y0"].to_numpy() + change, index=matrix.index).clip(lower=0.0)
+        return _level(matrix, change)
+
+
+@dataclass(frozen=True)
+class TreeModel:
+    """A stored ``ChangeModel`` read back as its trees' arrays: the same features and predictions (bit for bit),
+    without scikit-learn."""
+
+    params: GbmParams
+    features: list[str]
+    trees: TreeEnsemble
+
+    def predict(self, matrix: pd.DataFrame) -> pd.Series:
+        """Forecast level per row, as ``ChangeModel.predict``."""
+        if matrix.empty:
+            return pd.Series(dtype=float, index=matrix.index)
+        return _level(matrix, self.trees.predict(matrix[self.features].to_numpy(dtype=float)))
+
+
+def _level(matrix: pd.DataFrame, change: np.ndarray) -> pd.Series:
+    """y(t) plus the predicted change, never below 0 (a concentration)."""
+    return pd.Series(matrix["y0"].to_numpy() + change, index=matrix.index).clip(lower=0.0)
 
 
 def training_rows(matrix: pd.DataFrame, refit_at: pd.Timestamp, params: GbmParams) -> pd.DataFrame:

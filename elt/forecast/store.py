@@ -3,13 +3,16 @@
 Why MongoDB rather than files under ``.elt/``: ``predict`` then works wherever the database is (a cron host,
 an Airflow worker, a container) with no shared volume, and the model travels with the data it was trained on.
 A document holds the metadata (window, features, parameters, per-series choice and validation metrics) as
-plain fields, readable with any Mongo client, and each fitted scikit-learn estimator in the ``skops`` format
-(``model_format: skops``, a zip of JSON and numpy arrays, ~130 kB per estimator).
+plain fields, readable with any Mongo client, and each fitted scikit-learn estimator twice: in the ``skops``
+format (``models``, ``model_format: skops``, a zip of JSON and numpy arrays, ~130 kB per estimator), and as
+its trees' arrays (``trees``, ``elt.forecast.trees``), which is what predict reads: numpy alone, no
+scikit-learn import. A document without ``trees`` (saved by earlier versions) is read through skops.
 
-Loading never executes code from the database: ``skops.io.loads`` builds only the types listed in
-``TRUSTED_TYPES`` (plus the scikit-learn and numpy types skops trusts by default) and refuses anything else,
-and a document in any other format (the pickles of earlier versions included) is never deserialized at all.
-A refused or unreadable model raises ``ModelRefused``; ``load_for_predict`` then returns a persistence
+Loading never executes code from the database: the trees are fixed-dtype numbers whose every index is checked
+before use; ``skops.io.loads`` builds only the types listed in ``TRUSTED_TYPES`` (plus the scikit-learn and
+numpy types skops trusts by default) and refuses anything else; and a document in any other format (the
+pickles of earlier versions included) is never deserialized at all. A refused or unreadable model raises
+``ModelRefused``; ``load_for_predict`` then returns a persistence
 (baseline) forecast so predictions go on, and the caller reports the refusal. The newest ``KEEP_VERSIONS``
 versions are kept.
 """
@@ -22,7 +25,6 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
-import sklearn
 from bson.binary import Binary
 from pymongo import DESCENDING
 from pymongo.database import Database
@@ -30,8 +32,9 @@ from pymongo.database import Database
 from elt.errors import ForecastError
 from elt.forecast import HORIZONS, POLLUTANTS
 from elt.forecast.baselines import Blend
-from elt.forecast.gbm import ChangeModel, GbmParams
+from elt.forecast.gbm import ChangeModel, GbmParams, TreeModel
 from elt.forecast.train import SeriesChoice, TrainedForecast
+from elt.forecast.trees import TreeEnsemble
 from elt.owned import FORECAST_MODELS_COLLECTION as MODELS_COLLECTION
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ def _unkey(key: str) -> tuple[str, int]:
 
 
 def _dump_estimator(model: ChangeModel) -> Binary:
+    import sklearn
     import skops.io as sio
 
     data = sio.dumps(model.estimator, compression=zipfile.ZIP_DEFLATED)
@@ -80,6 +84,9 @@ def _dump_estimator(model: ChangeModel) -> Binary:
 
 def to_document(bundle: TrainedForecast) -> dict[str, Any]:
     """The stored form of a trained forecast."""
+    import sklearn
+
+    fitted = {_key(*key): model for key, model in bundle.models.items() if isinstance(model, ChangeModel)}
     return {
         "_id": bundle.version,
         "version": bundle.version,
@@ -94,8 +101,9 @@ def to_document(bundle: TrainedForecast) -> dict[str, Any]:
         "validation": bundle.validation,
         "blends": {_key(*key): blend.to_dict() for key, blend in bundle.blends.items()},
         "model_format": MODEL_FORMAT,
-        "models": {
-            _key(*key): _dump_estimator(model) for key, model in bundle.models.items() if model is not None
+        "models": {key: _dump_estimator(model) for key, model in fitted.items()},
+        "trees": {
+            key: TreeEnsemble.from_estimator(model.estimator).to_document() for key, model in fitted.items()
         },
         "sklearn_version": sklearn.__version__,
     }
@@ -130,6 +138,55 @@ def _load_estimator(model_id: Any, key: str, data: Any) -> Any:
         ) from None
 
 
+def _tree_models(
+    model_id: Any, doc: dict[str, Any], params: GbmParams, features: dict[str, list[str]]
+) -> dict[tuple[str, int], TreeModel]:
+    """The fitted models from their trees' arrays (numpy only); ``ModelRefused`` naming the first bad one."""
+    trees = dict(doc["trees"])
+    if set(trees) != set(dict(doc.get("models", {}))):
+        raise ModelRefused(f"forecast model {model_id}: trees and models hold different series")
+    models: dict[tuple[str, int], TreeModel] = {}
+    for key, data in trees.items():
+        if key not in features:
+            raise ModelRefused(f"forecast model {model_id}: trees.{key} has no features list")
+        try:
+            ensemble = TreeEnsemble.from_document(data)
+        except (ValueError, TypeError) as exc:
+            raise ModelRefused(
+                f"forecast model {model_id}: trees.{key} is malformed: {str(exc)[:200]}"
+            ) from None
+        if ensemble.n_features != len(features[key]):
+            raise ModelRefused(
+                f"forecast model {model_id}: trees.{key} takes {ensemble.n_features} features, "
+                f"its features list has {len(features[key])}"
+            )
+        models[_unkey(key)] = TreeModel(params, features[key], ensemble)
+    return models
+
+
+def _skops_models(
+    model_id: Any, doc: dict[str, Any], params: GbmParams, features: dict[str, list[str]]
+) -> dict[tuple[str, int], ChangeModel]:
+    """The fitted estimators through skops (documents saved before ``trees`` existed)."""
+    import sklearn
+
+    if doc.get("sklearn_version") != sklearn.__version__:
+        log.warning(
+            "forecast model %s was trained with scikit-learn %s, this is %s: retrain with elt forecast train",
+            model_id,
+            doc.get("sklearn_version"),
+            sklearn.__version__,
+        )
+    models: dict[tuple[str, int], ChangeModel] = {}
+    for key, data in dict(doc.get("models", {})).items():
+        if key not in features:
+            raise ModelRefused(f"forecast model {model_id}: models.{key} has no features list")
+        models[_unkey(key)] = ChangeModel.from_fitted(
+            params, features[key], _load_estimator(model_id, key, data)
+        )
+    return models
+
+
 def from_document(doc: dict[str, Any]) -> TrainedForecast:
     """Inverse of ``to_document``; ``ModelRefused`` when the stored model is not loaded (never executed)."""
     model_id = doc.get("_id")
@@ -140,23 +197,13 @@ def from_document(doc: dict[str, Any]) -> TrainedForecast:
             f"forecast model {model_id} is stored as {str(found)[:40]!r}, not {MODEL_FORMAT!r}; formats that can "
             f"run code when read are never loaded{retrain}"
         )
-    if doc.get("sklearn_version") != sklearn.__version__:
-        log.warning(
-            "forecast model %s was trained with scikit-learn %s, this is %s: retrain with elt forecast train",
-            model_id,
-            doc.get("sklearn_version"),
-            sklearn.__version__,
-        )
     try:
         features = {str(k): [str(f) for f in v] for k, v in dict(doc.get("features", {})).items()}
         params = GbmParams(**doc["params"])
-        models: dict[tuple[str, int], ChangeModel] = {}
-        for key, data in dict(doc.get("models", {})).items():
-            if key not in features:
-                raise ModelRefused(f"forecast model {model_id}: models.{key} has no features list")
-            models[_unkey(key)] = ChangeModel.from_fitted(
-                params, features[key], _load_estimator(model_id, key, data)
-            )
+        if "trees" in doc:
+            models = _tree_models(model_id, doc, params, features)
+        else:
+            models = _skops_models(model_id, doc, params, features)
         return TrainedForecast(
             version=str(doc["version"]),
             created_at=doc["created_at"],

@@ -25,7 +25,7 @@ from elt.forecast import HORIZONS, POLLUTANTS
 from elt.forecast.backtest import MIN_VALID_HOURS, BacktestResult, SeriesResult, run_backtest, series_status
 from elt.forecast.baselines import Blend
 from elt.forecast.features import design_matrix
-from elt.forecast.gbm import ChangeModel, GbmParams, fit_change_model, training_rows
+from elt.forecast.gbm import ChangeModel, GbmParams, TreeModel, fit_change_model, training_rows
 from elt.forecast.series import utc_hour
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,8 @@ class TrainedForecast:
     params: GbmParams
     station_codes: dict[str, int]
     timezones: dict[str, str]
-    models: dict[tuple[str, int], ChangeModel | None]
+    models: dict[tuple[str, int], ChangeModel | TreeModel | None]
+    """Fitted models (``TreeModel`` when read back from ``forecast_models``)."""
     blends: dict[tuple[str, int], Blend]
     choices: list[SeriesChoice]
     validation: dict[str, object] = field(default_factory=dict)
