@@ -82,6 +82,18 @@ def _dump_estimator(model: ChangeModel) -> Binary:
     return Binary(data)
 
 
+def _dump_trees(model: ChangeModel) -> dict[str, Any]:
+    try:
+        return TreeEnsemble.from_estimator(model.estimator).to_document()
+    except (AttributeError, KeyError, ValueError) as exc:  # scikit-learn's private tree arrays changed
+        import sklearn
+
+        raise ForecastError(
+            f"cannot store the fitted estimator's trees (scikit-learn {sklearn.__version__}): "
+            f"{type(exc).__name__}: {exc}; elt.forecast.trees reads scikit-learn's tree arrays, which changed"
+        ) from None
+
+
 def to_document(bundle: TrainedForecast) -> dict[str, Any]:
     """The stored form of a trained forecast."""
     import sklearn
@@ -102,9 +114,7 @@ def to_document(bundle: TrainedForecast) -> dict[str, Any]:
         "blends": {_key(*key): blend.to_dict() for key, blend in bundle.blends.items()},
         "model_format": MODEL_FORMAT,
         "models": {key: _dump_estimator(model) for key, model in fitted.items()},
-        "trees": {
-            key: TreeEnsemble.from_estimator(model.estimator).to_document() for key, model in fitted.items()
-        },
+        "trees": {key: _dump_trees(model) for key, model in fitted.items()},
         "sklearn_version": sklearn.__version__,
     }
 

@@ -67,7 +67,7 @@ class TreeEnsemble:
     missing_left: np.ndarray
     """Where a missing value (or an unknown category) goes at each split."""
     bitset: np.ndarray
-    """Row of ``left_bitsets`` of each categorical split (0 elsewhere)."""
+    """Row of ``left_bitsets`` of each categorical split (0, a zero row, elsewhere)."""
     left_bitsets: np.ndarray
     """Categories sent left, one row of 8 words per categorical split (plus a zero row)."""
     known_bitsets: np.ndarray
@@ -166,11 +166,11 @@ class TreeEnsemble:
             child = getattr(self, name)
             if np.any(np.where(split, (child <= own) | (child >= tree_end), child != own)):
                 raise ValueError(f"a {name} child is outside its tree or not after its parent")
-        if np.any(split & ((self.feature < 0) | (self.feature >= self.n_features))):
-            raise ValueError("a split's feature is out of range")
-        categorical = split & self.is_categorical
-        if np.any(categorical & ((self.bitset < 0) | (self.bitset >= len(self.left_bitsets)))):
-            raise ValueError("a categorical split's bitset is out of range")
+        # every node's feature and bitset are read while walking (a leaf's and a numeric split's too)
+        if np.any((self.feature < 0) | (self.feature >= self.n_features)):
+            raise ValueError("a node's feature is out of range")
+        if np.any((self.bitset < 0) | (self.bitset >= len(self.left_bitsets))):
+            raise ValueError("a node's bitset is out of range")
         if np.any((self.known_row < 0) | (self.known_row >= len(self.known_bitsets))):
             raise ValueError("known_row is out of range")
 

@@ -129,6 +129,8 @@ def _tamper(kind: str, trees: dict[str, Any]) -> None:
         _set(trees, "left", split, len(_array(trees, "value")) - 1)
     elif kind == "feature-out-of-range":
         _set(trees, "feature", split, 10_000)
+    elif kind == "bitset-out-of-range":
+        _set(trees, "bitset", 0, 1 << 20)
     elif kind == "leaf-value-nan":
         _set(trees, "value", 0, np.nan)
     elif kind == "root-out-of-range":
@@ -142,8 +144,8 @@ def _tamper(kind: str, trees: dict[str, Any]) -> None:
 
 
 TAMPERED = (
-    "child-points-back", "child-in-another-tree", "feature-out-of-range", "leaf-value-nan", "root-out-of-range",
-    "truncated-array", "not-binary", "unknown-format",
+    "child-points-back", "child-in-another-tree", "feature-out-of-range", "bitset-out-of-range", "leaf-value-nan",
+    "root-out-of-range", "truncated-array", "not-binary", "unknown-format",
 )  # fmt: skip
 
 
