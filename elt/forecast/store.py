@@ -12,9 +12,8 @@ Loading never executes code from the database: the trees are fixed-dtype numbers
 before use; ``skops.io.loads`` builds only the types listed in ``TRUSTED_TYPES`` (plus the scikit-learn and
 numpy types skops trusts by default) and refuses anything else; and a document in any other format (the
 pickles of earlier versions included) is never deserialized at all. A refused or unreadable model raises
-``ModelRefused``; ``load_for_predict`` then returns a persistence
-(baseline) forecast so predictions go on, and the caller reports the refusal. The newest ``KEEP_VERSIONS``
-versions are kept.
+``ModelRefused``; ``load_for_predict`` then returns a persistence (baseline) forecast so predictions go on, and
+the caller reports the refusal. The newest ``KEEP_VERSIONS`` versions are kept.
 """
 
 from __future__ import annotations
