@@ -20,6 +20,7 @@ from typing import Any
 from pymongo.database import Database
 
 from elt.config import Project
+from elt.failpoint import failpoint
 from elt.models.project import ModelProject
 from elt.models.shards import Shard
 from elt.owned import FORECASTS_COLLECTION
@@ -250,6 +251,7 @@ def forecast_step(ctx: StepContext) -> StepOutcome:
     try:
         parsed = ctx.forecast_model.result() if ctx.forecast_model is not None else None
         result = run_forecast(ctx.project, ctx.db, run_id=ctx.run_id, now=ctx.window.end, parsed=parsed)
+        failpoint("forecast:written")  # crash tests: forecasts written; their changes and marts not yet
         _record_forecast_changes(ctx, result)
     finally:
         marts = _refresh_forecast_marts(ctx)

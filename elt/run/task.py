@@ -17,6 +17,7 @@ from pymongo.database import Database
 
 from elt.config import Project
 from elt.errors import EXIT_FAILED, EXIT_OK, ConfigError, EltError
+from elt.failpoint import failpoint
 from elt.logs import redact
 from elt.models.project import ModelProject
 from elt.models.shards import Shard
@@ -177,6 +178,7 @@ class RunTask:
         started, cpu_started = time.perf_counter(), time.process_time()
         try:
             outcome = self.step_functions[name](ctx)
+            failpoint(f"run:{name}:done")  # crash tests: the step's work done, its outcome not yet recorded
         except StepSkipped as skip:
             runlog.step_finished(step, "skipped", reason=str(skip), cpu_s=time.process_time() - cpu_started)
             return None, str(skip)
