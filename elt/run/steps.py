@@ -210,9 +210,9 @@ def start_forecast_import(steps: tuple[str, ...], db: Database) -> Future | None
     """Import the forecast modules (pandas and the forecast package; scikit-learn only when training is due),
     then load the stored forecast model (its trees' arrays; a model saved before they were stored is parsed
     through skops), in a background thread when a forecast step follows other steps: load and transform mostly
-    wait on the API and the database, so this overlaps them. The steps' own modules are imported first, so the two threads never import the same module
-    at the same time. The future's result is the loaded model, or None (none stored, refused, or any error:
-    the forecast step then loads it itself and reports what fails)."""
+    wait on the API and the database, so this overlaps them. The steps' own modules are imported first, so the
+    two threads never import the same module at the same time. The future's result is the loaded model, or None
+    (none stored, refused, or any error: the forecast step then loads it itself and reports what fails)."""
     if "forecast" not in steps or steps[0] == "forecast" or _missing_forecast_modules():
         return None
     import elt.load.task  # noqa: F401 - the other steps' modules, before the thread starts
