@@ -203,20 +203,14 @@ def land_response(
 
 def _unconfirmed(known: Prefiltered, parsed: ParsedResponse) -> int:
     """Stored provisional hours inside the incoming rows' range that the response no longer contains."""
-    incoming = {doc_id: ts for doc_id, ts in known.unchanged}
-    incoming.update({raw_id(r.station_id, r.ts): as_utc(r.ts) for r in parsed.rows})
+    incoming = set(known.unchanged)
+    incoming.update(as_utc(r.ts) for r in parsed.rows)
     if not incoming:
         return 0
-    first, last = min(incoming.values()), max(incoming.values())
+    first, last = min(incoming), max(incoming)
     fetch_hour = floor_hour(parsed.fetched_at)
-    return sum(
-        1
-        for doc_id, doc in known.stored.items()
-        if doc["provisional"]
-        and doc_id not in incoming
-        and first <= as_utc(doc["ts"]) <= last
-        and as_utc(doc["ts"]) < fetch_hour
-    )
+    stored_hours = (as_utc(doc["ts"]) for doc in known.stored.values() if doc["provisional"])
+    return sum(1 for ts in stored_hours if ts not in incoming and first <= ts <= last and ts < fetch_hour)
 
 
 def _land_chunk(

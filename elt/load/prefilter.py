@@ -14,9 +14,11 @@ rows: clear the station's rows, or its digest document and rows, and reload to a
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import Any
 
 from pymongo.database import Database
@@ -38,18 +40,35 @@ class Prefiltered:
     """A response split by ``skip_unchanged``: rows still to validate, and rows identical to what is stored."""
 
     rows: list[Any]
-    #: (raw ``_id``, ts) of the rows whose stored version is identical (text and provisional flag).
-    unchanged: list[tuple[str, datetime]] = field(default_factory=list)
+    #: Hours (UTC) of the rows whose stored version is identical (text and provisional flag).
+    unchanged: list[datetime] = field(default_factory=list)
     #: The stored rows read for the row-by-row comparison (days whose digest differed): ``_id`` -> {ts, provisional}.
     stored: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: UTC days whose stored digest did not match the response (refreshed after landing).
     dirty_days: list[str] = field(default_factory=list)
 
 
-def _day_digest(entries: Iterable[tuple[str, bool]]) -> str:
-    """Digest of one station-day: its rows' JSON texts with their provisional flags, order-free."""
-    lines = sorted(f"{text}\t{int(provisional)}" for text, provisional in entries)
-    return hashlib.sha1("\n".join(lines).encode(), usedforsecurity=False).hexdigest()
+#: Tag of the day digest's format: a stored digest of an older format never matches, so that day is compared
+#: row by row once and its digest rewritten.
+_DIGEST_FORMAT = "v2:"
+#: The API's own timestamp form, ``YYYY-MM-DD HH:00:00`` (UTC), read without ``parse_timestamp``'s general path.
+_PLAIN_HOUR = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:00:00")
+
+
+def _day_digest(rows_json: str, provisional: Iterable[bool]) -> str:
+    """Digest of one station-day: the JSON array of its rows in time order (``compact_json`` of the list, which
+    is ``[`` + the rows' compact texts joined by ``,`` + ``]``) and their provisional flags."""
+    flags = "".join("1" if p else "0" for p in provisional)
+    return _DIGEST_FORMAT + hashlib.sha1(f"{rows_json}\t{flags}".encode(), usedforsecurity=False).hexdigest()
+
+
+def _parse_hour(stamp: str) -> datetime:
+    """``parse_timestamp`` (same result, same errors), with a fast path for the API's plain UTC form."""
+    if _PLAIN_HOUR.fullmatch(stamp):
+        return datetime(
+            int(stamp[:4]), int(stamp[5:7]), int(stamp[8:10]), int(stamp[11:13]), tzinfo=timezone.utc
+        )
+    return parse_timestamp(stamp)
 
 
 def _day_key(ts: datetime) -> str:
@@ -76,25 +95,27 @@ def skip_unchanged(db: Database, station_id: str, data: list[Any], fetched_at: d
     parsed_ts: dict[str, datetime] = {}
     for text in stamps:
         try:
-            parsed_ts[text] = parse_timestamp(text)
+            parsed_ts[text] = _parse_hour(text)
         except ValueError:
             continue
     if not parsed_ts:
         return Prefiltered(rows=list(data))
     result = Prefiltered(rows=[])
-    days: dict[str, list[tuple[Any, datetime, str, bool]]] = {}
+    days: dict[str, list[tuple[datetime, Any]]] = {}
     for raw in data:
         stamp = raw.get("timestamp") if isinstance(raw, dict) else None
         ts = parsed_ts.get(stamp) if isinstance(stamp, str) else None
         if ts is None or stamps.get(stamp, 0) != 1:
             result.rows.append(raw)
             continue
-        days.setdefault(_day_key(ts), []).append((raw, ts, compact_json(raw), ts + HOUR > fetched_at))
+        days.setdefault(ts.date().isoformat(), []).append((ts, raw))  # ts is UTC: its date is _day_key's
     digests = (db[DIGESTS_COLLECTION].find_one({"_id": station_id}) or {}).get("days", {})
     dirty = []
     for day, entries in days.items():
-        if digests.get(day) == _day_digest((text, prov) for _, _, text, prov in entries):
-            result.unchanged.extend((raw_id(station_id, ts), ts) for _, ts, _, _ in entries)
+        entries.sort(key=itemgetter(0))
+        rows_json = compact_json([raw for _, raw in entries])
+        if digests.get(day) == _day_digest(rows_json, (ts + HOUR > fetched_at for ts, _ in entries)):
+            result.unchanged.extend(ts for ts, _ in entries)
         else:
             dirty.append(day)
     result.dirty_days = sorted(dirty)
@@ -108,10 +129,10 @@ def skip_unchanged(db: Database, station_id: str, data: list[Any], fetched_at: d
             if isinstance(doc.get("original_json"), str):
                 by_text[doc["original_json"]] = doc
         for day in _days_between(first, last):
-            for raw, ts, text, provisional_now in days.get(day, []):
-                doc = by_text.get(text)
-                if doc is not None and provisional_now == bool(doc.get("provisional")):
-                    result.unchanged.append((doc["_id"], ts))
+            for ts, raw in days.get(day, []):
+                doc = by_text.get(compact_json(raw))
+                if doc is not None and (ts + HOUR > fetched_at) == bool(doc.get("provisional")):
+                    result.unchanged.append(ts)
                 else:
                     result.rows.append(raw)
     return result
@@ -146,12 +167,16 @@ def refresh_day_digests(db: Database, station_id: str, days: list[str]) -> None:
         return
     update: dict[str, Any] = {}
     for first, last in _day_ranges(days):
-        rows: dict[str, list[tuple[str, bool]]] = {day: [] for day in _days_between(first, last)}
+        rows: dict[str, list[tuple[datetime, str, bool]]] = {day: [] for day in _days_between(first, last)}
         for doc in db[AirqinoSource.raw_collection].find(
             {"station_id": station_id, "ts": {"$gte": first, "$lt": last}},
             {"original_json": 1, "provisional": 1, "ts": 1},
         ):
-            rows[_day_key(doc["ts"])].append((str(doc.get("original_json")), bool(doc.get("provisional"))))
+            rows[_day_key(doc["ts"])].append(
+                (doc["ts"], str(doc.get("original_json")), bool(doc.get("provisional")))
+            )
         for day, entries in rows.items():
-            update[f"days.{day}"] = _day_digest(entries)
+            entries.sort(key=itemgetter(0))
+            rows_json = "[" + ",".join(text for _, text, _ in entries) + "]"
+            update[f"days.{day}"] = _day_digest(rows_json, (provisional for _, _, provisional in entries))
     db[DIGESTS_COLLECTION].update_one({"_id": station_id}, {"$set": update}, upsert=True)

@@ -220,7 +220,7 @@ class LoadTask:
         validate_seconds = time.perf_counter() - started - fetch_seconds
         outcome.received, outcome.duplicates = len(data), parsed.duplicates
         parsed.rows, outcome.outside_window = self._in_window(parsed.rows)
-        in_window = [(i, ts) for i, ts in known.unchanged if self._covers(ts)]
+        in_window = [ts for ts in known.unchanged if self._covers(ts)]
         outcome.outside_window += len(known.unchanged) - len(in_window)
         if self.restrict_to_window:
             known.unchanged = in_window
@@ -233,7 +233,7 @@ class LoadTask:
         for key in _COUNT_FIELDS:
             setattr(outcome, key, getattr(counts, key))
         land_seconds = time.perf_counter() - started - fetch_seconds - validate_seconds
-        stamps = [ts for _, ts in known.unchanged] + [t for t in (parsed.first_ts, parsed.last_ts) if t]
+        stamps = known.unchanged + [t for t in (parsed.first_ts, parsed.last_ts) if t]
         facts.update(first_ts=min(stamps, default=None), last_ts=max(stamps, default=None))
         facts["phase_seconds"] = {
             "fetch": round(fetch_seconds, 3),

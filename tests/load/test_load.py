@@ -237,3 +237,39 @@ def test_unchanged_rows_are_counted_before_validation(
         assert entry["unchanged"] == entry["received"] - 2 > 400
     # the new hour and the finalized one, per station: everything else was matched to its stored text
     assert validated == [2, 2]
+
+
+def test_day_digests_of_an_older_format_are_compared_row_by_row_once(
+    project_dir: Path, live, mongo_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade that changes the day digest's format costs one row-by-row comparison, never a rewrite."""
+    import elt.load.task as load_task
+
+    assert run_load(project_dir).exit_code == 0
+    digests = mongo_db.raw_airqino_digests
+    for doc in digests.find():
+        old_format = {day: value.removeprefix("v2:") for day, value in doc["days"].items()}
+        digests.update_one({"_id": doc["_id"]}, {"$set": {"days": old_format}})
+    before = collection_digests(mongo_db)
+    validated: list[int] = []
+    real_parse = load_task.parse_rows
+
+    def counting_parse(station_id, data, fetched_at):  # type: ignore[no-untyped-def]
+        validated.append(len(data))
+        return real_parse(station_id, data, fetched_at)
+
+    monkeypatch.setattr(load_task, "parse_rows", counting_parse)
+    second = run_load(project_dir)
+
+    assert second.exit_code == 0, second.stderr
+    for station_id in STATIONS:
+        entry = second.station(station_id)
+        assert (entry["inserted"], entry["updated"], entry["rejected"]) == (0, 0, 0), entry
+        assert entry["unchanged"] == entry["received"] > 400
+    assert validated == [0, 0]  # every row matched its stored text
+    after = collection_digests(mongo_db)
+    assert {k: v for k, v in after.items() if k != "raw_airqino_digests"} == {
+        k: v for k, v in before.items() if k != "raw_airqino_digests"
+    }
+    for doc in digests.find():
+        assert doc["days"] and all(value.startswith("v2:") for value in doc["days"].values())
