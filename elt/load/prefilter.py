@@ -2,12 +2,13 @@
 
 ``skip_unchanged`` compares each raw source row, as its compact JSON text (what
 ``original_json`` stores) with its provisional flag, with the stored version before anything is validated.
-Per UTC day it first compares a digest of the response's rows with the stored day digest
-(``raw_airqino_digests``, one small document per station, refreshed after landing); only the days that differ
-are read back (index ranges) and compared row by row. A row whose text and flag are unchanged is counted
-``unchanged`` without being validated or written. Only new and changed rows (and rows sharing a timestamp with
-another row of the response) go through ``parse_rows``. So an hourly fetch of a 365-day response reads about
-one stored day and validates the few rows that changed, not 8,760. (A parser change does not re-parse stored
+Per UTC day it first compares a digest of the response's rows (one JSON encoding of the day's rows in time
+order, and their provisional flags) with the stored day digest (``raw_airqino_digests``, one small document per
+station, refreshed after landing); only the days that differ are read back (index ranges) and compared row by
+row. A row whose text and flag are unchanged is counted ``unchanged`` without being validated or written. Only
+new and changed rows (and rows sharing a timestamp with another row of the response) go through
+``parse_rows``. So an hourly fetch of a 365-day response reads about one stored day and validates the few rows
+that changed, not 8,760. (A parser change does not re-parse stored
 rows: clear the station's rows, or its digest document and rows, and reload to apply it to history.)
 """
 
