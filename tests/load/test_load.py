@@ -212,13 +212,10 @@ def test_volatile_fields_are_only_write_metadata() -> None:
     assert {"_loaded_at", "_batch_id", "_replaced_by_batch", "_rejected_at"} == VOLATILE_FIELDS
 
 
-def test_unchanged_rows_are_counted_before_validation(
-    project_dir: Path, live, mongo_db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Hash before validate: an hourly refetch of the whole window validates only the new and changed rows."""
+def _count_validated(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, the number of rows each station's response sends to validation (``parse_rows``)."""
     import elt.load.task as load_task
 
-    assert run_load(project_dir).exit_code == 0
     validated: list[int] = []
     real_parse = load_task.parse_rows
 
@@ -227,6 +224,15 @@ def test_unchanged_rows_are_counted_before_validation(
         return real_parse(station_id, data, fetched_at)
 
     monkeypatch.setattr(load_task, "parse_rows", counting_parse)
+    return validated
+
+
+def test_unchanged_rows_are_counted_before_validation(
+    project_dir: Path, live, mongo_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hash before validate: an hourly refetch of the whole window validates only the new and changed rows."""
+    assert run_load(project_dir).exit_code == 0
+    validated = _count_validated(monkeypatch)
     live.advance(hours=1)
     second = run_load(project_dir)
 
@@ -243,22 +249,13 @@ def test_day_digests_of_an_older_format_are_compared_row_by_row_once(
     project_dir: Path, live, mongo_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An upgrade that changes the day digest's format costs one row-by-row comparison, never a rewrite."""
-    import elt.load.task as load_task
-
     assert run_load(project_dir).exit_code == 0
     digests = mongo_db.raw_airqino_digests
     for doc in digests.find():
         old_format = {day: value.removeprefix("v2:") for day, value in doc["days"].items()}
         digests.update_one({"_id": doc["_id"]}, {"$set": {"days": old_format}})
     before = collection_digests(mongo_db)
-    validated: list[int] = []
-    real_parse = load_task.parse_rows
-
-    def counting_parse(station_id, data, fetched_at):  # type: ignore[no-untyped-def]
-        validated.append(len(data))
-        return real_parse(station_id, data, fetched_at)
-
-    monkeypatch.setattr(load_task, "parse_rows", counting_parse)
+    validated = _count_validated(monkeypatch)
     second = run_load(project_dir)
 
     assert second.exit_code == 0, second.stderr
