@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from pathlib import Path
 
 from elt.settings import EltSettings, settings
 
@@ -21,11 +22,16 @@ def failpoint(point: str) -> None:
     config = _settings()
     if config.failpoint != point:
         return
-    marker = config.failpoint_dir / f"{point.replace('/', '_')}.paused"
+    marker = pause_marker(config.failpoint_dir, point)
     marker.write_text(str(os.getpid()))
     deadline = time.monotonic() + config.failpoint_timeout_s
     while marker.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def pause_marker(directory: Path, point: str) -> Path:
+    """The file that says a process is held at ``point`` (in ``ELT_FAILPOINT_DIR``): removing it lets it go on."""
+    return directory / f"{point.replace('/', '_')}.paused"
 
 
 @functools.cache

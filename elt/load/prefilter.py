@@ -8,8 +8,8 @@ station, refreshed after landing); only the days that differ are read back (inde
 row. A row whose text and flag are unchanged is counted ``unchanged`` without being validated or written. Only
 new and changed rows (and rows sharing a timestamp with another row of the response) go through
 ``parse_rows``. So an hourly fetch of a 365-day response reads about one stored day and validates the few rows
-that changed, not 8,760. (A parser change does not re-parse stored
-rows: clear the station's rows, or its digest document and rows, and reload to apply it to history.)
+that changed, not 8,760. (A parser change does not re-parse stored rows: clear the station's rows, or its
+digest document and rows, and reload to apply it to history.)
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from pymongo import MongoClient
 
+from elt.failpoint import pause_marker
 from elt.run.steps import STEPS as RUN_STEPS
 from elt.simulator import AirQinoSimulator
 from tests.conftest import REPO_ROOT
@@ -174,7 +175,7 @@ def test_after_kill_9_in_an_hourly_run_the_next_run_recovers_the_same_marts(
     copy_database(world.client, baseline["template"], database)  # the state after the first run
     killed_id = f"run-killed-{step}"
     held = dict(env, ELT_FAILPOINT=point, ELT_FAILPOINT_DIR=str(tmp_path)) if point else env
-    paused = tmp_path / f"{point.replace('/', '_')}.paused" if point else None
+    paused = pause_marker(tmp_path, point) if point else None
     killed_in = _run_until_killed([*HOURLY, "--run-id", killed_id], held, world.client, database, killed_id,
                                   step, delay_s, paused=paused)  # fmt: skip
     # a short step (an hourly load of two stations) can end before the kill lands: any later step is a kill
@@ -194,7 +195,7 @@ def test_after_kill_9_in_the_first_runs_transform_the_next_run_recovers_the_same
     point = "stg_airqino_hourly:full:merged"
     env = dict(env, ELT_FAILPOINT=point, ELT_FAILPOINT_DIR=str(tmp_path))
     assert _run_until_killed(first_run_cmd(killed_id), env, world.client, database, killed_id, "transform",
-                             0.0, paused=tmp_path / f"{point}.paused") == "transform"  # fmt: skip
+                             0.0, paused=pause_marker(tmp_path, point)) == "transform"  # fmt: skip
     env.pop("ELT_FAILPOINT")
     _recover(first_run_cmd("run-recover-first"), env, world.client, database, killed_id)
     assert mart_digest(world.client, database) == world.digests["after_first"]
