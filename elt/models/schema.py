@@ -111,6 +111,18 @@ class _Publishable(_Strict):
         return self
 
 
+class InputWindow(_Strict):
+    """A table whose result depends only on the recent past of its input, measured in data time."""
+
+    field: str = Field(
+        description="Input field the window is measured on: a datetime, or a local day 'YYYY-MM-DD' (text that "
+        "sorts as it dates). Give the input an index on it (its model's indexes:)."
+    )
+    days: int = Field(
+        ge=1, description="Days before the input's newest value of field that the pipeline reads."
+    )
+
+
 class ModelSpec(_Publishable):
     """One model file in ``aggregations/``: a MongoDB pipeline over one relation, and how to store its result."""
 
@@ -155,6 +167,13 @@ class ModelSpec(_Publishable):
         "of the input's newest event_time (data time, not the clock). Every run deletes the older ones and a "
         "full build reads only that span, e.g. 8d for a chart of the last 48 hours. Default: keep everything.",
     )
+    input_window: InputWindow | None = Field(
+        default=None,
+        description="Table: the pipeline's result depends only on the input documents whose field is within "
+        "days of the input's newest value (e.g. yesterday and the 30 days before). A rebuild after a first "
+        "build then reads only the input from the newest value among its changed documents back that many "
+        "days, not the whole history. The pipeline must itself find the newest value and ignore what is older.",
+    )
     indexes: list[list[str]] = Field(
         default_factory=list,
         description="Extra ascending indexes to create on the output, e.g. [[station_id, ts]].",
@@ -187,6 +206,10 @@ class ModelSpec(_Publishable):
     def _materialization_keys(self) -> ModelSpec:
         incremental_only = {"partition_by": self.partition_by, "event_time": self.event_time,
                             "lookback": self.lookback, "lookahead": self.lookahead, "retain": self.retain}  # fmt: skip
+        if self.input_window is not None and self.materialized != "table":
+            raise ValueError(
+                f"input_window only applies to materialized: table (this model is {self.materialized})"
+            )
         if self.materialized != "incremental":
             used = [key for key, value in incremental_only.items() if value is not None]
             if used:

@@ -33,6 +33,7 @@ from elt.models.changes import RunChanges, range_scope
 from elt.models.project import ModelNode, ModelProject
 from elt.models.render import FULL_END, FULL_START
 from elt.models.safety import write_target_problem
+from elt.transform.input_window import input_window_match, window_text
 from elt.transform.intervals import (
     PENDING_FULL_BUILD,
     Batch,
@@ -147,22 +148,26 @@ def _check_target(model: ModelNode) -> None:
         raise TransformError(f"{model.path}: model '{model.name}' may not write this collection: {problem}")
 
 
-def _full_pipeline(mp: ModelProject, model: ModelNode, cut: datetime | None) -> list[dict[str, Any]]:
-    """The pipeline of a full build: everything, or (``cut``, from ``retain``) only the kept span, reading its
-    input back to the span's start minus ``lookback``."""
+def _full_pipeline(mp: ModelProject, model: ModelNode, cut: datetime | None,
+                   input_match: dict[str, Any] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """The pipeline of a full build: everything, only the input within ``input_match`` (a table's
+    ``input_window``), or (``cut``, from ``retain``) only the kept span, reading its input back to the span's
+    start minus ``lookback``."""
     if cut is None:
-        return mp.render_pipeline(model, FULL_START, FULL_END)
+        leading = [{"$match": input_match}] if input_match else []
+        return leading + mp.render_pipeline(model, FULL_START, FULL_END)
     time_field = model.spec.event_time or ""
     return ([{"$match": {time_field: {"$gte": cut - timedelta(seconds=model.lookback_s)}}}]
             + mp.render_pipeline(model, cut, FULL_END) + [{"$match": {time_field: {"$gte": cut}}}])  # fmt: skip
 
 
 def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext,
-               cut: datetime | None = None) -> Outcome:  # fmt: skip
+               cut: datetime | None = None, input_match: dict[str, Any] | None = None) -> Outcome:  # fmt: skip
     """Rebuild the whole model in place (``elt.transform.rebuild``: write this run's result on the key, delete
-    earlier runs' documents); with ``cut``, only the outputs from that ``event_time`` on."""
+    earlier runs' documents); with ``cut``, only the outputs from that ``event_time`` on; with ``input_match``,
+    from the input documents it matches."""
     _check_target(model)
-    pipeline = _full_pipeline(mp, model, cut) + _meta_stages(ctx)
+    pipeline = _full_pipeline(mp, model, cut, input_match) + _meta_stages(ctx)
     rebuilt = rebuild(db, mp.collection_of(model.from_id), pipeline, model, ctx.run_id, ctx.started_at)
     ctx.fully_built.add(model.unique_id)
     assert ctx.changes is not None
@@ -171,7 +176,8 @@ def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext
         ctx.changes.add_full(model.collection)
     else:  # audits and publish then read only the documents the rebuild wrote or deleted
         ctx.changes.add_scopes(model.collection, changed)
-    return Outcome("full", rows_affected=rows, message=f"{rows} documents (full build)")
+    read = f"from the input's {window_text(input_match)}" if input_match else "full build"
+    return Outcome("full", rows_affected=rows, message=f"{rows} documents ({read})")
 
 
 def _event_time_of(mp: ModelProject, unique_id: str) -> str | None:
@@ -355,8 +361,11 @@ def build_table(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContex
     )
     if unchanged:
         return Outcome("skipped_unchanged", message="no parent changed since the last build")
+    recorded = not ctx.full_refresh and state is not None and state.get("checksum") == model.checksum
+    input_match = input_window_match(db, mp, model, _change_field(mp, model.from_id),
+                                     previous.get(model.from_id) if recorded else None)  # fmt: skip
     mark_full_build_pending(db, model.unique_id, ctx.run_id, "table rebuild")
-    outcome = build_full(db, mp, model, ctx)
+    outcome = build_full(db, mp, model, ctx, input_match=input_match)
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
     return outcome
 
