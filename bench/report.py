@@ -123,7 +123,7 @@ def step_rows(w: dict[str, Any]) -> list[str]:
                     f"{_s(total.get('server_cpu_s_median'), 2)} |")  # fmt: skip
         fl = section.get("floor", {})
         runs = fl.get("runs") or [{}]
-        rows.append(f"| {stations} | hand-written floor (staging + daily of the changed station-days) | "
+        rows.append(f"| {stations} | hand-written floor (staging of the changed hours + daily of their days) | "
                     f"{_s(fl.get('wall_s_median'), 2)} | {_s(runs[-1].get('client_cpu_s'), 2)} | "
                     f"{_s(runs[-1].get('server_cpu_s'), 2)} |")  # fmt: skip
         rows.append(f"| {stations} | ratio hourly run / floor (wall; CPU) | {_ratio(section.get('hourly_over_floor_wall'))} | "

@@ -85,6 +85,7 @@ def manifest(mp: ModelProject, invocation_id: str, generated_at: datetime) -> di
                 "lookback_seconds": model.lookback_s,
                 "lookahead_seconds": model.lookahead_s,
                 "retain_seconds": model.retain_s,
+                "input_window": spec.input_window.model_dump() if spec.input_window else None,
                 "indexes": spec.indexes,
             },  # fmt: skip
             "depends_on": {"nodes": model.depends_on},
