@@ -8,9 +8,9 @@ the server's CPU seconds (its ``/proc`` CPU time sampled every 50 ms, split at t
 
 The floor, measured right after each hour in the same database: the same staging and daily pipelines
 (rendered from ``aggregations/``) recomputing only the hours that hour changed (staging, reading back the
-model's lookback) and their station-days (daily), hand-driven from the
-bench with per-station, index-friendly ``$match`` + ``$merge`` into scratch collections: no change tracking,
-no tests, no forecast, no publish, no process start. Ours doing all of that within a few times the floor is the
+model's lookback) and their station-days (daily), hand-driven from the bench with per-station, index-friendly
+``$match`` + ``$merge`` into scratch collections: no change tracking, no tests, no forecast, no publish, no
+process start. Ours doing all of that within a few times the floor is the
 issue's "cost follows changes" target.
 """
 
