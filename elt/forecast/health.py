@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from pymongo import UpdateOne
 from pymongo.database import Database
 
 from elt.config import DEFAULT_VARS
@@ -154,12 +155,19 @@ def series_health(
 def record_health(
     db: Database, health: Iterable[dict[str, Any]], run_id: str | None, now: datetime | None = None
 ) -> None:
-    """Upsert one ``forecast_health`` document per series, keeping ``missing_since`` across runs."""
+    """Upsert one ``forecast_health`` document per series, keeping ``missing_since`` across runs (one read and
+    one bulk write: the embedded server syncs each write to disk)."""
     now = _utc(now) or datetime.now(timezone.utc)
     coll = db[HEALTH_COLLECTION]
-    for entry in health:
-        key = f"{entry['station_id']}|{entry['pollutant']}"
-        before = coll.find_one({"_id": key}) or {}
+    entries = {f"{entry['station_id']}|{entry['pollutant']}": entry for entry in health}
+    if not entries:
+        return
+    stored = {
+        doc["_id"]: doc for doc in coll.find({"_id": {"$in": list(entries)}})
+    }  # one document per series
+    writes: list[UpdateOne] = []
+    for key, entry in entries.items():
+        before = stored.get(key, {})
         origin = entry.get("origin")
         doc = {**entry, "checked_at": now, "run_id": run_id}
         if entry["status"] == "written":
@@ -168,7 +176,8 @@ def record_health(
         else:
             doc["missing_since"] = _utc(before.get("missing_since")) or origin or _floor_hour(now)
             doc["last_written_origin"] = _utc(before.get("last_written_origin"))
-        coll.update_one({"_id": key}, {"$set": doc}, upsert=True)
+        writes.append(UpdateOne({"_id": key}, {"$set": doc}, upsert=True))
+    coll.bulk_write(writes, ordered=False)
 
 
 def read_health(db: Database) -> list[dict[str, Any]]:

@@ -14,8 +14,10 @@ digest document and rows, and reload to apply it to history.)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -63,13 +65,13 @@ def _day_digest(rows_json: str, provisional: Iterable[bool]) -> str:
     return _DIGEST_FORMAT + hashlib.sha1(f"{rows_json}\t{flags}".encode(), usedforsecurity=False).hexdigest()
 
 
-def _parse_hour(stamp: str) -> datetime:
-    """``parse_timestamp`` (same result, same errors), with a fast path for the API's plain UTC form."""
+def _hour_and_day(stamp: str) -> tuple[datetime, str]:
+    """``parse_timestamp`` of a row's stamp (same result, same errors) and its UTC day, with a fast path for the
+    API's plain UTC form (8,760 stamps per response)."""
     if _PLAIN_HOUR.fullmatch(stamp):
-        return datetime(
-            int(stamp[:4]), int(stamp[5:7]), int(stamp[8:10]), int(stamp[11:13]), tzinfo=timezone.utc
-        )
-    return parse_timestamp(stamp)
+        return datetime.fromisoformat(stamp + "+00:00"), stamp[:10]
+    ts = parse_timestamp(stamp)
+    return ts, ts.date().isoformat()
 
 
 def _day_key(ts: datetime) -> str:
@@ -89,33 +91,32 @@ def skip_unchanged(db: Database, station_id: str, data: list[Any], fetched_at: d
     days whose digest ``refresh_day_digests`` must recompute after landing.
     """
     fetched_at = as_utc(fetched_at)
-    stamps: dict[str, int] = {}
-    for raw in data:
-        if isinstance(raw, dict) and isinstance(raw.get("timestamp"), str):
-            stamps[raw["timestamp"]] = stamps.get(raw["timestamp"], 0) + 1
-    parsed_ts: dict[str, datetime] = {}
-    for text in stamps:
-        try:
-            parsed_ts[text] = _parse_hour(text)
-        except ValueError:
-            continue
-    if not parsed_ts:
-        return Prefiltered(rows=list(data))
+    stamps = Counter(
+        raw["timestamp"] for raw in data if isinstance(raw, dict) and isinstance(raw.get("timestamp"), str)
+    )
+    hours: dict[str, tuple[datetime, str]] = {}  # a stamp the response holds once -> its UTC hour and day
+    for text, count in stamps.items():
+        if count == 1:
+            with contextlib.suppress(ValueError):
+                hours[text] = _hour_and_day(text)
     result = Prefiltered(rows=[])
     days: dict[str, list[tuple[datetime, Any]]] = {}
     for raw in data:
         stamp = raw.get("timestamp") if isinstance(raw, dict) else None
-        ts = parsed_ts.get(stamp) if isinstance(stamp, str) else None
-        if ts is None or stamps.get(stamp, 0) != 1:
+        hour = hours.get(stamp) if isinstance(stamp, str) else None
+        if hour is None:  # malformed, or sharing its timestamp: parse_rows decides
             result.rows.append(raw)
             continue
-        days.setdefault(ts.date().isoformat(), []).append((ts, raw))  # ts is UTC: its date is _day_key's
+        days.setdefault(hour[1], []).append((hour[0], raw))
+    if not days:
+        return result
     digests = (db[DIGESTS_COLLECTION].find_one({"_id": station_id}) or {}).get("days", {})
+    provisional_after = fetched_at - HOUR  # a row whose hour had not ended when fetched
     dirty = []
     for day, entries in days.items():
         entries.sort(key=itemgetter(0))
         rows_json = compact_json([raw for _, raw in entries])
-        if digests.get(day) == _day_digest(rows_json, (ts + HOUR > fetched_at for ts, _ in entries)):
+        if digests.get(day) == _day_digest(rows_json, (ts > provisional_after for ts, _ in entries)):
             result.unchanged.extend(ts for ts, _ in entries)
         else:
             dirty.append(day)
@@ -132,7 +133,7 @@ def skip_unchanged(db: Database, station_id: str, data: list[Any], fetched_at: d
         for day in _days_between(first, last):
             for ts, raw in days.get(day, []):
                 doc = by_text.get(compact_json(raw))
-                if doc is not None and (ts + HOUR > fetched_at) == bool(doc.get("provisional")):
+                if doc is not None and (ts > provisional_after) == bool(doc.get("provisional")):
                     result.unchanged.append(ts)
                 else:
                     result.rows.append(raw)

@@ -2,7 +2,7 @@
 
 The span ends at the newest ``event_time`` of the model's main input (data time, not the clock) and is
 ``retain`` long. A full build reads only that span (``elt.transform.materialize``); every incremental run
-deletes the outputs that fell out of it, after its batches are verified and before its state is recorded.
+deletes the outputs that fell out of it, after its batches are written and before its state is recorded.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from elt.transform.intervals import (
     write_state,
 )
 from elt.transform.materialize import RunContext, _check_target, _meta_stages
-from elt.transform.rebuild import ensure_indexes, merge_changed, verify_keys
+from elt.transform.rebuild import ensure_indexes, merge_changed
 
 #: The partition field a shardable model must have first.
 STATION_FIELD = "station_id"
@@ -130,16 +130,14 @@ def build_shard(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContex
         pipeline = ([{"$match": batch.input_filter}]
                     + mp.render_pipeline(model, bounds["$gte"], bounds["$lte"], partition)
                     + [{"$match": batch.output_filter}] + _meta_stages(ctx))  # fmt: skip
-        rows += merge_changed(db, source, pipeline, model, batch.output_filter)
-    for batch in batches:
-        verify_keys(db, model, batch.output_filter)
+        rows += merge_changed(db, source, pipeline, model, batch.output_filter)  # keys checked as written
     assert ctx.changes is not None
     ctx.changes.add_scopes(
         model.collection, [s for s in (range_scope(b.output_filter) for b in batches) if s]
     )
     ctx.changes.add_scopes(source, [{STATION_FIELD: p[STATION_FIELD], event_time: {"$gte": p["from"], "$lte": p["to"]}}
                                     for b in batches for p in b.partitions])  # fmt: skip
-    for sid, mark in newest.items():  # only after every batch is merged and verified
+    for sid, mark in newest.items():  # only after every batch is merged
         write_state(db, station_state_id(model, sid), model.checksum, {model.from_id: mark}, ctx.run_id,
                     ctx.started_at, False)  # fmt: skip
     fresh_count = sum(1 for mark in after.values() if mark is None)

@@ -1,10 +1,13 @@
-"""The prefilter's fast timestamp path reads exactly what ``parse_timestamp`` reads, and refuses what it refuses."""
+"""The prefilter's fast timestamp path reads exactly what ``parse_timestamp`` reads (and the UTC day of it), and
+refuses what it refuses."""
 
 from __future__ import annotations
 
+from datetime import timezone
+
 import pytest
 
-from elt.load.prefilter import _parse_hour
+from elt.load.prefilter import _hour_and_day
 from elt.sources.rows import parse_timestamp
 
 STAMPS = [
@@ -31,7 +34,8 @@ def test_fast_path_matches_parse_timestamp(stamp: str) -> None:
         expected = parse_timestamp(stamp)
     except ValueError:
         with pytest.raises(ValueError):
-            _parse_hour(stamp)
+            _hour_and_day(stamp)
         return
-    got = _parse_hour(stamp)
+    got, day = _hour_and_day(stamp)
     assert got == expected and got.tzinfo is not None and got.utcoffset() == expected.utcoffset()
+    assert day == expected.astimezone(timezone.utc).date().isoformat()
