@@ -21,6 +21,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from elt.models.changes import range_scope
 from elt.owned import STATE_COLLECTION
 
 #: State field of a full build that started and has not completed (a crash or an error interrupted it).
@@ -150,6 +151,20 @@ def time_range_batches(groups: list[dict[str, Any]], partition_by: list[str], ev
                 output_filter=outputs, partitions=[{**equal, "from": lo, "to": hi}], output_scope=outputs,
             ))  # fmt: skip
     return batches
+
+
+def written_scope(
+    batch: Batch, event_time: str | None, written: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The change record of a batch that wrote ``written`` (their ``unique_key`` values): the batch's selector
+    in an index-friendly form, narrowed along ``event_time`` to the span of the written documents when the key
+    holds it (a batch recomputes its whole range, and most of it comes out unchanged and is not written, nor
+    audited, nor published). None when the selector has no range form."""
+    scope = range_scope(batch.output_filter)
+    if scope is not None and event_time and written and all(event_time in key for key in written):
+        times = [key[event_time] for key in written]
+        scope[event_time] = {"$gte": min(times), "$lte": max(times)}
+    return scope
 
 
 def partition_batches(groups: list[dict[str, Any]], partition_by: list[str]) -> list[Batch]:

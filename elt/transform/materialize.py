@@ -29,7 +29,7 @@ from pymongo.errors import OperationFailure
 
 from elt.errors import TransformError
 from elt.failpoint import failpoint
-from elt.models.changes import RunChanges, range_scope
+from elt.models.changes import RunChanges
 from elt.models.project import ModelNode, ModelProject
 from elt.models.render import FULL_END, FULL_START
 from elt.models.safety import write_target_problem
@@ -45,6 +45,7 @@ from elt.transform.intervals import (
     stored_watermarks,
     time_range_batches,
     write_state,
+    written_scope,
 )
 from elt.transform.rebuild import ensure_indexes, merge_changed, rebuild
 from elt.transform.retention import RETAIN_NEWEST, cut_of, expire, input_newest
@@ -241,20 +242,24 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
         ensure_indexes(db, model)
     source = mp.collection_of(model.from_id)
     rows = 0
+    recorded: list[dict[str, Any] | None] = []  # the change records of the batches that wrote something
     for batch in batches:
         start, end = _batch_window(model, batch)
         partition = {k: v for k, v in batch.output_filter.items()
                      if k in (model.spec.partition_by or []) and not isinstance(v, dict)}  # fmt: skip
         pipeline = ([{"$match": batch.input_filter}] + mp.render_pipeline(model, start, end, partition)
                     + [{"$match": batch.output_filter}] + _meta_stages(ctx))  # fmt: skip
-        rows += merge_changed(db, source, pipeline, model, batch.output_scope)
+        written = merge_changed(db, source, pipeline, model, batch.output_scope)
+        rows += len(written)
+        if written:
+            recorded.append(written_scope(batch, model.spec.event_time, written))
     failpoint(f"{model.name}:incremental:merged")
     # No read-back of the keys: merge_changed refused a key the result holds twice, and the unique index on
     # unique_key (made above) refuses a second stored document per key.
     failpoint(f"{model.name}:incremental:verified")
     newest = input_newest(db, mp, model, state, changes) if model.retain_s else None
     expired = expire(db, model, cut_of(model, newest))
-    _record_incremental_changes(mp, model, ctx, batches, changes)
+    _record_incremental_changes(mp, model, ctx, recorded, changes)
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, False,
                 {RETAIN_NEWEST: newest} if newest is not None else None)  # fmt: skip
     partitions = [p for b in batches for p in b.partitions]
@@ -278,16 +283,16 @@ def _build_in_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunCon
     return outcome
 
 
-def _record_incremental_changes(mp: ModelProject, model: ModelNode, ctx: RunContext, batches: list[Batch],
-                                changes: Any) -> None:  # fmt: skip
-    """The run's change records of an incremental build: the output scopes it recomputed, and (for a model
+def _record_incremental_changes(mp: ModelProject, model: ModelNode, ctx: RunContext,
+                                recorded: list[dict[str, Any] | None], changes: Any) -> None:  # fmt: skip
+    """The run's change records of an incremental build: the scopes of the documents it wrote
+    (``written_scope``; None: a selector with no range form, recorded as a full change), and (for a model
     reading a source) the source documents that changed, per partition and time range."""
     assert ctx.changes is not None
-    scopes = [range_scope(b.output_filter) for b in batches]
-    if any(s is None for s in scopes):
+    if any(s is None for s in recorded):
         ctx.changes.add_full(model.collection)
     else:
-        ctx.changes.add_scopes(model.collection, [s for s in scopes if s])
+        ctx.changes.add_scopes(model.collection, [s for s in recorded if s])
     if model.from_id not in mp.sources or changes is None or not changes.groups:
         return
     partition_by = model.spec.partition_by or []

@@ -187,12 +187,13 @@ def _existing(
 
 def merge_changed(
     db: Database, source: str, pipeline: list[dict[str, Any]], model: ModelNode, query: dict[str, Any]
-) -> int:
+) -> list[dict[str, Any]]:
     """An incremental batch: write the pipeline's result on ``unique_key`` where it differs from the stored
     documents matching ``query`` (the batch's outputs; an index-friendly filter), leaving identical documents
     untouched and deleting nothing. The client compares: a server-side ``$merge`` that keeps identical
-    documents cost ~1 ms per document on SecantusDB. The number of documents written (new or changed)."""
-    return len(_write(db, source, pipeline, model, _existing(db, model, query))[1])
+    documents cost ~1 ms per document on SecantusDB. The ``unique_key`` values of the documents written (new
+    or changed)."""
+    return _write(db, source, pipeline, model, _existing(db, model, query))[1]
 
 
 def _write(
