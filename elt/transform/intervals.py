@@ -26,6 +26,8 @@ from elt.owned import STATE_COLLECTION
 
 #: State field of a full build that started and has not completed (a crash or an error interrupted it).
 PENDING_FULL_BUILD = "full_build_pending"
+#: State field of an incremental build that started writing and has not completed.
+PENDING_INCREMENTAL = "incremental_pending"
 
 
 @dataclass
@@ -67,10 +69,8 @@ def write_state(db: Database, unique_id: str, checksum: str, watermarks: dict[st
     }
     if full_build:
         update["last_full_build_at"] = at
-    change: dict[str, Any] = {"$set": update}
-    if full_build:
-        change["$unset"] = {PENDING_FULL_BUILD: ""}
-    db[STATE_COLLECTION].update_one({"_id": unique_id}, change, upsert=True)
+    unset = {PENDING_INCREMENTAL: "", **({PENDING_FULL_BUILD: ""} if full_build else {})}
+    db[STATE_COLLECTION].update_one({"_id": unique_id}, {"$set": update, "$unset": unset}, upsert=True)
 
 
 def mark_full_build_pending(db: Database, unique_id: str, run_id: str, reason: str) -> None:
@@ -78,6 +78,13 @@ def mark_full_build_pending(db: Database, unique_id: str, run_id: str, reason: s
     ``full_build``), every run builds the model fully, even when the reason (a rebuilt parent) is gone."""
     pending = {"run_id": run_id, "reason": reason}
     db[STATE_COLLECTION].update_one({"_id": unique_id}, {"$set": {PENDING_FULL_BUILD: pending}}, upsert=True)
+
+
+def mark_incremental_pending(db: Database, unique_id: str, run_id: str) -> None:
+    """Record that an incremental build of ``unique_id`` started writing (cleared by ``write_state``): the run
+    that finds it set knows an earlier one may have written documents its change records never named."""
+    db[STATE_COLLECTION].update_one({"_id": unique_id}, {"$set": {PENDING_INCREMENTAL: {"run_id": run_id}}},
+                                    upsert=True)  # fmt: skip
 
 
 def stored_watermarks(state: dict[str, Any] | None) -> dict[str, datetime | None]:

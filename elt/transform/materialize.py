@@ -29,16 +29,18 @@ from pymongo.errors import OperationFailure
 
 from elt.errors import TransformError
 from elt.failpoint import failpoint
-from elt.models.changes import RunChanges
+from elt.models.changes import RunChanges, range_scope
 from elt.models.project import ModelNode, ModelProject
 from elt.models.render import FULL_END, FULL_START
 from elt.models.safety import write_target_problem
 from elt.transform.input_window import input_window_match, window_text
 from elt.transform.intervals import (
     PENDING_FULL_BUILD,
+    PENDING_INCREMENTAL,
     Batch,
     changed_groups,
     mark_full_build_pending,
+    mark_incremental_pending,
     newest_value,
     partition_batches,
     read_state,
@@ -162,18 +164,19 @@ def _full_pipeline(mp: ModelProject, model: ModelNode, cut: datetime | None,
             + mp.render_pipeline(model, cut, FULL_END) + [{"$match": {time_field: {"$gte": cut}}}])  # fmt: skip
 
 
-def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext,
-               cut: datetime | None = None, input_match: dict[str, Any] | None = None) -> Outcome:  # fmt: skip
+def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext, cut: datetime | None = None,
+               input_match: dict[str, Any] | None = None, interrupted: bool = False) -> Outcome:  # fmt: skip
     """Rebuild the whole model in place (``elt.transform.rebuild``: write this run's result on the key, delete
     earlier runs' documents); with ``cut``, only the outputs from that ``event_time`` on; with ``input_match``,
-    from the input documents it matches."""
+    from the input documents it matches. ``interrupted``: an earlier build did not complete, so what it wrote
+    is in no change record: this one records the whole collection as changed."""
     _check_target(model)
     pipeline = _full_pipeline(mp, model, cut, input_match) + _meta_stages(ctx)
     rebuilt = rebuild(db, mp.collection_of(model.from_id), pipeline, model, ctx.run_id, ctx.started_at)
     ctx.fully_built.add(model.unique_id)
     assert ctx.changes is not None
     changed, rows = rebuilt.changed_keys, rebuilt.rows
-    if changed is None or len(changed) * KEY_SCOPES_PER_DOCUMENT > rows:
+    if interrupted or changed is None or len(changed) * KEY_SCOPES_PER_DOCUMENT > rows:
         ctx.changes.add_full(model.collection)
     else:  # audits and publish then read only the documents the rebuild wrote or deleted
         ctx.changes.add_scopes(model.collection, changed)
@@ -208,8 +211,11 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     state = read_state(db, model.unique_id)
     previous = stored_watermarks(state)
     reason = _full_build_reason(db, mp, model, ctx, state)
+    interrupted = bool(state and (state.get(PENDING_FULL_BUILD) or state.get(PENDING_INCREMENTAL)))
     if reason:
-        outcome = _build_in_full(db, mp, model, ctx, reason, _current_watermarks(db, mp, model, {}))
+        outcome = _build_in_full(
+            db, mp, model, ctx, reason, _current_watermarks(db, mp, model, {}), interrupted
+        )
         outcome.message = f"{outcome.message}; {reason}"
         if model.from_id in mp.sources:
             ctx.changes.add_full(mp.collection_of(model.from_id))  # type: ignore[union-attr]
@@ -240,6 +246,7 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     _check_target(model)
     if batches:
         ensure_indexes(db, model)
+        mark_incremental_pending(db, model.unique_id, ctx.run_id)
     source = mp.collection_of(model.from_id)
     rows = 0
     recorded: list[dict[str, Any] | None] = []  # the change records of the batches that wrote something
@@ -251,8 +258,9 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
                     + [{"$match": batch.output_filter}] + _meta_stages(ctx))  # fmt: skip
         written = merge_changed(db, source, pipeline, model, batch.output_scope)
         rows += len(written)
-        if written:
-            recorded.append(written_scope(batch, model.spec.event_time, written))
+        if written or interrupted:  # after an interrupted run, what it wrote too: the whole recomputed range
+            recorded.append(range_scope(batch.output_filter) if interrupted
+                            else written_scope(batch, model.spec.event_time, written))  # fmt: skip
     failpoint(f"{model.name}:incremental:merged")
     # No read-back of the keys: merge_changed refused a key the result holds twice, and the unique index on
     # unique_key (made above) refuses a second stored document per key.
@@ -272,12 +280,12 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
 
 
 def _build_in_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext, pending_reason: str,
-                   watermarks: dict[str, datetime | None]) -> Outcome:  # fmt: skip
+                   watermarks: dict[str, datetime | None], interrupted: bool = False) -> Outcome:  # fmt: skip
     """An incremental model built like a table (first build, ``--full-refresh``, a changed definition...): only
     its retained span with ``retain``; the state recorded once the build is complete."""
     mark_full_build_pending(db, model.unique_id, ctx.run_id, pending_reason)
     newest = input_newest(db, mp, model) if model.retain_s else None
-    outcome = build_full(db, mp, model, ctx, cut_of(model, newest))
+    outcome = build_full(db, mp, model, ctx, cut_of(model, newest), interrupted=interrupted)
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True,
                 {RETAIN_NEWEST: newest} if newest is not None else None)  # fmt: skip
     return outcome
@@ -370,7 +378,8 @@ def build_table(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContex
     input_match = input_window_match(db, mp, model, _change_field(mp, model.from_id),
                                      previous.get(model.from_id) if recorded else None)  # fmt: skip
     mark_full_build_pending(db, model.unique_id, ctx.run_id, "table rebuild")
-    outcome = build_full(db, mp, model, ctx, input_match=input_match)
+    outcome = build_full(db, mp, model, ctx, input_match=input_match,
+                         interrupted=bool(state and state.get(PENDING_FULL_BUILD)))  # fmt: skip
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True)
     return outcome
 

@@ -32,7 +32,7 @@ from pymongo.errors import PyMongoError
 from elt.config import Project
 from elt.errors import TransformError
 from elt.models import load_models
-from elt.models.changes import RunChanges, record_changes
+from elt.models.changes import RunChanges, range_scope, record_changes
 from elt.models.project import ModelNode, ModelProject
 from elt.models.selection import selected_models
 from elt.models.shards import PER_STATION_SELECTOR, Shard, shard_record_id
@@ -44,7 +44,6 @@ from elt.transform.intervals import (
     stored_watermarks,
     time_range_batches,
     write_state,
-    written_scope,
 )
 from elt.transform.materialize import RunContext, _check_target, _meta_stages
 from elt.transform.rebuild import ensure_indexes, merge_changed
@@ -125,20 +124,19 @@ def build_shard(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContex
     if batches:
         ensure_indexes(db, model)
     rows = 0
-    recorded: list[dict[str, Any]] = []
     for batch in batches:
         bounds = batch.output_filter[event_time]
         partition = {STATION_FIELD: batch.output_filter[STATION_FIELD]}
         pipeline = ([{"$match": batch.input_filter}]
                     + mp.render_pipeline(model, bounds["$gte"], bounds["$lte"], partition)
                     + [{"$match": batch.output_filter}] + _meta_stages(ctx))  # fmt: skip
-        written = merge_changed(db, source, pipeline, model, batch.output_filter)  # keys checked as written
-        rows += len(written)
-        scope = written_scope(batch, event_time, written) if written else None
-        if scope:
-            recorded.append(scope)
-    assert ctx.changes is not None
-    ctx.changes.add_scopes(model.collection, recorded)
+        rows += len(
+            merge_changed(db, source, pipeline, model, batch.output_filter)
+        )  # keys checked as written
+    assert ctx.changes is not None  # the recomputed ranges: a shard killed mid-write is covered when rerun
+    ctx.changes.add_scopes(
+        model.collection, [s for s in (range_scope(b.output_filter) for b in batches) if s]
+    )
     ctx.changes.add_scopes(source, [{STATION_FIELD: p[STATION_FIELD], event_time: {"$gte": p["from"], "$lte": p["to"]}}
                                     for b in batches for p in b.partitions])  # fmt: skip
     for sid, mark in newest.items():  # only after every batch is merged

@@ -3,6 +3,7 @@ same verdicts as a full pass on those documents; ``elt test`` keeps the full pas
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,38 @@ def test_the_change_record_holds_index_friendly_scopes_per_station(hourly, mongo
     assert read_changes(mongo_db, "build").get("stg_airqino_hourly").full
 
 
+def _staging_spans(db: Database, run_id: str) -> dict[str, float]:
+    """Hours spanned by each station's staging scope in the run's change record."""
+    scopes = read_changes(db, run_id).get("stg_airqino_hourly").scopes
+    return {s["station_id"]: (s["ts"]["$lte"] - s["ts"]["$gte"]).total_seconds() / 3600 for s in scopes}
+
+
+def test_a_batch_records_what_it_wrote_and_after_an_interrupted_run_what_it_recomputed(
+    hourly, project_dir: Path, mongo_db: Database
+) -> None:
+    # an hourly fetch rewrites two hours per station (the one that became final, the new provisional one): the
+    # batch recomputed 161 hours either side of them for the QC runs, and its record holds those two only
+    written = Counter(d["station_id"] for d in mongo_db.stg_airqino_hourly.find({"_run_id": "hour-1"}))
+    assert written == {"283164601": 2, "283181971": 2}
+    assert _staging_spans(mongo_db, "hour-1") == {"283164601": 1.0, "283181971": 1.0}
+    # a run that died while writing left its mark: the next run records every range it recomputed, since the
+    # documents the dead run wrote are in no record (and are not rewritten now: they are already up to date)
+    mongo_db.elt_state.update_one({"_id": "model.stg_airqino_hourly"},
+                                  {"$set": {"incremental_pending": {"run_id": "killed"}}})  # fmt: skip
+    hourly.advance(hours=1)
+    assert run_load(project_dir).exit_code == 0
+    result = run_transform(load_project(project_dir), mongo_db, select=OWN_MODELS, run_id="hour-2")
+    assert result.exit_code == 0, result.error
+    assert all(span >= 161 for span in _staging_spans(mongo_db, "hour-2").values())
+    assert "incremental_pending" not in mongo_db.elt_state.find_one({"_id": "model.stg_airqino_hourly"})
+    hourly.advance(hours=1)
+    assert run_load(project_dir).exit_code == 0
+    assert (
+        run_transform(load_project(project_dir), mongo_db, select=OWN_MODELS, run_id="hour-3").exit_code == 0
+    )
+    assert set(_staging_spans(mongo_db, "hour-3").values()) == {1.0}
+
+
 def test_an_audit_gives_the_full_pass_verdicts_and_skips_unchanged_relations(
     hourly, project_dir: Path, mongo_db: Database
 ) -> None:
@@ -80,6 +113,14 @@ def test_a_table_rebuild_records_the_keys_it_changed_and_the_audit_reads_only_th
     full = run_tests(project, mongo_db)
     audited = {r.unique_id: r.status for r in audit.results if "station_freshness" in r.unique_id}
     assert audited and all(full.result(uid).status == status for uid, status in audited.items())
+    # a rebuild that died left its mark: the next one records the whole table (what the dead one wrote is in
+    # no record, and comes out unchanged now)
+    mongo_db.elt_state.update_one({"_id": "model.station_freshness"},
+                                  {"$set": {"full_build_pending": {"run_id": "killed", "reason": "test"}}})  # fmt: skip
+    hourly.advance(hours=1)
+    assert run_load(project_dir).exit_code == 0
+    assert run_transform(project, mongo_db, select=["+station_freshness"], run_id="hour-3").exit_code == 0
+    assert read_changes(mongo_db, "hour-3").get("station_freshness").full
 
 
 def test_a_bad_value_in_a_changed_partition_fails_the_audit_like_the_full_pass(
