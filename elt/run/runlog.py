@@ -69,15 +69,21 @@ class RunLog:
         self.demo = demo
         self.started_at = _utcnow()
         self.steps: list[dict[str, Any]] = []
+        #: Whether this run recovered an earlier, killed one (set by ``start``).
+        self.after_crash = False
 
     @property
     def collection(self):  # noqa: ANN201 - pymongo's Collection
         """The ``elt_runs`` collection."""
         return self.db[RUNS_COLLECTION]
 
-    def start(self, window: dict[str, Any]) -> None:
-        """Create the record (or reopen it, for per-step calls sharing a run id) with status ``running``."""
+    def start(self, window: dict[str, Any], recovered: int = 0) -> None:
+        """Create the record (or reopen it, for per-step calls sharing a run id) with status ``running``.
+
+        ``recovered``: earlier runs this one found killed (``mark_abandoned``), kept as ``recovered_runs``;
+        ``self.after_crash`` says whether this run (in any of its step calls) recovered one."""
         existing = self.collection.find_one({"_id": self.run_id})
+        self.after_crash = bool(recovered or (existing or {}).get("recovered_runs"))
         if existing:
             # an earlier step of the same Airflow DAG run; a retried step replaces its previous attempt later
             self.steps = [s for s in existing.get("steps", []) if s.get("status") != "running"]
@@ -97,6 +103,7 @@ class RunLog:
                     "demo": self.demo,
                     "error": None,
                     "finished_at": None,
+                    **({"recovered_runs": recovered} if recovered else {}),
                 },
                 "$setOnInsert": {"started_at": self.started_at},
             },
@@ -196,8 +203,9 @@ class ShardRunLog(RunLog):
         super().__init__(db, run_id, trigger=trigger, demo=demo)
         self.shard_label, self.shard_slug = shard_label, shard_slug
 
-    def start(self, window: dict[str, Any]) -> None:
-        """Create the run's record if no call of the run did yet (status ``running``); never rewrite it."""
+    def start(self, window: dict[str, Any], recovered: int = 0) -> None:
+        """Create the run's record if no call of the run did yet (status ``running``); never rewrite it (a shard
+        never recovers killed runs: ``recovered`` is always 0 here)."""
         self.collection.update_one(
             {"_id": self.run_id},
             {"$setOnInsert": {"status": "running", "window": _clean(window), "steps": [], "current_step": None,

@@ -57,6 +57,9 @@ class StepContext:
     steps: tuple[str, ...] = ()
     #: Why this invocation's test step ran every test on everything (set by it; None: an audit or no test step).
     full_test_pass: str | None = None
+    #: This run recovered an earlier one that was killed or crashed: what that one wrote may be in no change
+    #: record (or in the record of a run that never published), so the tests and publish cover everything.
+    after_crash: bool = False
     #: The project's models, loaded and validated once for the invocation (None: each step loads them).
     models: ModelProject | None = None
     #: The stored forecast model, being loaded in the background (``start_forecast_import``).
@@ -168,6 +171,8 @@ def full_test_pass_reason(ctx: StepContext, now: datetime | None = None) -> str 
 
     if ctx.full_tests:
         return "--full-tests"
+    if ctx.after_crash:
+        return "an earlier run was killed or crashed (what it wrote may be in no change record)"
     if not has_record(ctx.db, ctx.run_id):
         return "no change record of this run (its transform did not run)"
     last = last_full_pass(ctx.db)
@@ -312,8 +317,11 @@ def publish_step(ctx: StepContext) -> StepOutcome:
     from elt.models.changes import has_record, read_changes
     from elt.publish import publish_marts
 
-    # what this run changed (its transform and forecast recorded it); without a record, everything
-    changes = read_changes(ctx.db, ctx.run_id) if has_record(ctx.db, ctx.run_id) else None
+    # what this run changed (its transform and forecast recorded it); without a record, or after a killed run
+    # (what it wrote may be in no record, or in one no publish read), everything: unchanged rows are not rewritten
+    changes = (
+        read_changes(ctx.db, ctx.run_id) if has_record(ctx.db, ctx.run_id) and not ctx.after_crash else None
+    )
     result = publish_marts(ctx.project, ctx.db, changes=changes)
     summary = result.to_dict()
     return StepOutcome("ok", {"rows_written": summary["rows_written"], "tables": len(summary["tables"]),

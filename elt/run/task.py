@@ -133,15 +133,14 @@ class RunTask:
             name = f"{RUN_LEASE}:shard-{self.shard.slug}"
         lease = Lease(self.db, name=name, run_id=self.run_id, ttl_s=lease_ttl_s())
         with lease:
-            if self.shard is None:
-                mark_abandoned(self.db, self.run_id)
+            recovered = mark_abandoned(self.db, self.run_id) if self.shard is None else 0
             window = resolve_window(self.db, self.start, self.end, self.lookback_hours, self.now)
             if self.shard is not None:
                 runlog: RunLog = ShardRunLog(self.db, self.run_id, self.shard.label, self.shard.slug,
                                              trigger=self.trigger, demo=self.demo)  # fmt: skip
             else:
                 runlog = RunLog(self.db, self.run_id, trigger=self.trigger, demo=self.demo)
-            runlog.start(window.as_doc())
+            runlog.start(window.as_doc(), recovered)
             log.info("run %s: %s over %s", self.run_id, " -> ".join(self.steps), window.describe())
             error = self._run_steps(runlog, window, lease, models)
             record = runlog.finish("failed" if error else "success", error)
@@ -153,7 +152,7 @@ class RunTask:
     def _run_steps(self, runlog: RunLog, window: RunWindow, lease: Lease, models: ModelProject) -> str | None:
         ctx = StepContext(self.project, self.db, window, self.run_id, self.demo, full_tests=self.full_tests,
                           shard=self.shard, after_shards=self.after_shards, steps=tuple(self.steps),
-                          models=models)  # fmt: skip
+                          models=models, after_crash=runlog.after_crash)  # fmt: skip
         ctx.forecast_model = start_forecast_import(tuple(self.steps), self.db)
         failures: list[str] = []
         blocked: dict[str, str] = {}

@@ -123,6 +123,30 @@ def test_a_killed_runs_record_is_marked_aborted_by_the_next_run(
     assert mark_abandoned(mongo_db, "whatever") == 0
 
 
+def test_the_run_after_a_killed_one_tests_and_publishes_everything(
+    project_dir: Path, mongo_db: Database
+) -> None:
+    """What the killed run wrote may be in no change record (or in one no publish read): the next run's test
+    step does a full pass and its publish reads everything, in every step call of that run; the run after
+    audits again."""
+    from elt.run.steps import full_test_pass_reason
+
+    project = load_project(project_dir)
+    killed = RunLog(mongo_db, "run-killed")
+    killed.start({"start": None, "end": NOW, "mode": "initial"})
+    killed.step_started("transform")
+    calls: list[tuple[str, StepContext]] = []
+    after = RunTask(
+        project, mongo_db, step_functions=_steps(calls), now=NOW, steps=["load"], run_id="dag-1"
+    ).run()
+    RunTask(project, mongo_db, step_functions=_steps(calls), now=NOW, steps=["test"], run_id="dag-1").run()
+    assert after.ok and [c.after_crash for _, c in calls] == [True, True]
+    assert "killed or crashed" in (full_test_pass_reason(calls[1][1]) or "")
+    calls.clear()
+    RunTask(project, mongo_db, step_functions=_steps(calls), now=NOW, steps=["test"], run_id="dag-2").run()
+    assert [c.after_crash for _, c in calls] == [False]
+
+
 def test_a_run_while_another_holds_the_lease_is_busy(project_dir: Path, mongo_db: Database) -> None:
     project = load_project(project_dir)
     calls: list = []
