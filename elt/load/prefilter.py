@@ -2,8 +2,8 @@
 
 ``skip_unchanged`` compares each raw source row, as its compact JSON text (what
 ``original_json`` stores) with its provisional flag, with the stored version before anything is validated.
-Per UTC day it first compares a digest of the response's rows (one JSON encoding of the day's rows in time
-order, and their provisional flags) with the stored day digest (``raw_airqino_digests``, one small document per
+Per UTC day it first compares a digest of the response's rows (the day's rows in time order, as decoded, and
+their provisional flags) with the stored day digest (``raw_airqino_digests``, one small document per
 station, refreshed after landing); only the days that differ are read back (index ranges) and compared row by
 row. A row whose text and flag are unchanged is counted ``unchanged`` without being validated or written. Only
 new and changed rows (and rows sharing a timestamp with another row of the response) go through
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import marshal
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -53,16 +55,21 @@ class Prefiltered:
 
 #: Tag of the day digest's format: a stored digest of an older format never matches, so that day is compared
 #: row by row once and its digest rewritten.
-_DIGEST_FORMAT = "v2:"
+_DIGEST_FORMAT = "v3:"
 #: The API's own timestamp form, ``YYYY-MM-DD HH:00:00`` (UTC), read without ``parse_timestamp``'s general path.
 _PLAIN_HOUR = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:00:00")
 
 
-def _day_digest(rows_json: str, provisional: Iterable[bool]) -> str:
-    """Digest of one station-day: the JSON array of its rows in time order (``compact_json`` of the list, which
-    is ``[`` + the rows' compact texts joined by ``,`` + ``]``) and their provisional flags."""
-    flags = "".join("1" if p else "0" for p in provisional)
-    return _DIGEST_FORMAT + hashlib.sha1(f"{rows_json}\t{flags}".encode(), usedforsecurity=False).hexdigest()
+def _day_digest(rows: list[Any], provisional: Iterable[bool]) -> str:
+    """Digest of one station-day: its rows in time order, as decoded from JSON, and their provisional flags.
+
+    The rows are serialized with ``marshal`` version 2, about a tenth of the cost of encoding them as JSON
+    (8,760 rows per response). Version 2 writes no back-references, so equal values give equal bytes whatever
+    objects they share: a response's rows and the same rows decoded again from ``original_json`` digest alike.
+    """
+    flags = "".join("1" if p else "0" for p in provisional).encode()
+    serialized = marshal.dumps(rows, 2) + b"\t" + flags
+    return _DIGEST_FORMAT + hashlib.sha1(serialized, usedforsecurity=False).hexdigest()
 
 
 def _hour_and_day(stamp: str) -> tuple[datetime, str]:
@@ -115,8 +122,8 @@ def skip_unchanged(db: Database, station_id: str, data: list[Any], fetched_at: d
     dirty = []
     for day, entries in days.items():
         entries.sort(key=itemgetter(0))
-        rows_json = compact_json([raw for _, raw in entries])
-        if digests.get(day) == _day_digest(rows_json, (ts > provisional_after for ts, _ in entries)):
+        rows = [raw for _, raw in entries]
+        if digests.get(day) == _day_digest(rows, (ts > provisional_after for ts, _ in entries)):
             result.unchanged.extend(ts for ts, _ in entries)
         else:
             dirty.append(day)
@@ -179,6 +186,10 @@ def refresh_day_digests(db: Database, station_id: str, days: list[str]) -> None:
             )
         for day, entries in rows.items():
             entries.sort(key=itemgetter(0))
-            rows_json = "[" + ",".join(text for _, text, _ in entries) + "]"
-            update[f"days.{day}"] = _day_digest(rows_json, (provisional for _, _, provisional in entries))
+            try:
+                decoded = [json.loads(text) for _, text, _ in entries]
+            except ValueError:  # a row stored as repr (not JSON): the day stays compared row by row
+                update[f"days.{day}"] = _DIGEST_FORMAT + "unreadable"
+                continue
+            update[f"days.{day}"] = _day_digest(decoded, (provisional for _, _, provisional in entries))
     db[DIGESTS_COLLECTION].update_one({"_id": station_id}, {"$set": update}, upsert=True)

@@ -252,7 +252,7 @@ def test_day_digests_of_an_older_format_are_compared_row_by_row_once(
     assert run_load(project_dir).exit_code == 0
     digests = mongo_db.raw_airqino_digests
     for doc in digests.find():
-        old_format = {day: value.removeprefix("v2:") for day, value in doc["days"].items()}
+        old_format = {day: value.removeprefix("v3:") for day, value in doc["days"].items()}
         digests.update_one({"_id": doc["_id"]}, {"$set": {"days": old_format}})
     before = collection_digests(mongo_db)
     validated = _count_validated(monkeypatch)
@@ -269,4 +269,4 @@ def test_day_digests_of_an_older_format_are_compared_row_by_row_once(
         k: v for k, v in before.items() if k != "raw_airqino_digests"
     }
     for doc in digests.find():
-        assert doc["days"] and all(value.startswith("v2:") for value in doc["days"].values())
+        assert doc["days"] and all(value.startswith("v3:") for value in doc["days"].values())
