@@ -16,6 +16,10 @@ TARGET_LAGS: tuple[int, ...] = (*range(0, 25), 48, 72, 168)
 MEAN_WINDOWS: tuple[int, ...] = (3, 6, 12, 24, 72, 168)
 #: Covariates read at the origin: the other pollutant, PM10, NO2, O3, temperature, humidity.
 COVARIATES: tuple[str, ...] = ("co", "pm25", "pm10", "no2", "o3", "t", "rh")
+#: Days before the target whose same hour ``y_season<24*d>`` reads.
+SEASON_DAYS: tuple[int, ...] = (1, 2, 7)
+#: Days of same-hour history averaged by the climatology columns ``y_clim<d>``.
+CLIMATOLOGY_DAYS: tuple[int, ...] = (7, 28)
 #: Hours of history the features need before an origin (the longest lag plus a margin for the windows).
 HISTORY_HOURS = 24 * 29
 #: Minimum valid hours in a trailing window for its mean to count.
@@ -30,11 +34,33 @@ def _rolling(series: pd.Series, hours: int, how: str) -> pd.Series:
 
 def _hour_climatology(series: pd.Series, horizon: int, days: int) -> pd.Series:
     """Mean of the pollutant at the target's hour of day over the previous ``days`` days (all ≤ origin)."""
-    same_hour = np.column_stack([series.shift(24 * k - horizon).to_numpy() for k in range(1, days + 1)])
+    values = series.to_numpy(dtype=float)
+    same_hour = np.full((len(values), days), np.nan)
+    for k in range(1, days + 1):  # column k-1: the value 24k - horizon hours back (a shift, NaN-filled)
+        lag = 24 * k - horizon
+        if lag < len(values):
+            same_hour[lag:, k - 1] = values[: len(values) - lag]
     valid = np.isfinite(same_hour).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.nansum(same_hour, axis=1) / valid
     return pd.Series(np.where(valid >= max(1, days // 2), mean, np.nan), index=series.index)
+
+
+def origin_hours(horizons: tuple[int, ...]) -> list[tuple[int, int]]:
+    """The hours before an origin that its feature rows (for ``horizons``) read, as ``(newest, oldest)`` offsets
+    in hours (0 = the origin), merged into ranges: the last week in one block, then two or so hours a day for the
+    28-day climatology. Reading only these gives the origin the same features as the whole history
+    (``tests/forecast/test_forecast_features.py``)."""
+    week = max(*TARGET_LAGS, *(hours - 1 for hours in MEAN_WINDOWS), *(24 * d for d in SEASON_DAYS))
+    offsets = set(range(week + 1))
+    offsets |= {24 * k - h for h in horizons for k in range(1, max(CLIMATOLOGY_DAYS) + 1)}
+    ranges: list[list[int]] = []
+    for offset in sorted(offsets):
+        if ranges and ranges[-1][1] == offset - 1:
+            ranges[-1][1] = offset
+        else:
+            ranges.append([offset, offset])
+    return [(newest, oldest) for newest, oldest in ranges]
 
 
 def pollutant_features(
@@ -88,11 +114,11 @@ def origin_features(
     y = grid[pollutant]
     cols: dict[str, pd.Series] = dict(own)
     # The same hours one day and one week before the target, and how the pollutant moved then.
-    for back in (24, 48, 168):
+    for back in (24 * d for d in SEASON_DAYS):
         cols[f"y_season{back}"] = y.shift(back - horizon)
     cols["y_season_delta24"] = y.shift(24 - horizon) - y.shift(24)
     cols["y_season_delta168"] = y.shift(168 - horizon) - y.shift(168)
-    for days in (7, 28):
+    for days in CLIMATOLOGY_DAYS:
         clim = _hour_climatology(y, horizon, days)
         cols[f"y_clim{days}"] = clim
         cols[f"y_clim{days}_gap"] = clim - y

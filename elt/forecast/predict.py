@@ -19,8 +19,15 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 
 from elt.forecast import HORIZONS, POLLUTANTS
-from elt.forecast.features import HISTORY_HOURS, design_matrices
-from elt.forecast.series import MEASURES, hourly_grid, newest_final_ts, read_staging, utc_hour
+from elt.forecast.features import HISTORY_HOURS, design_matrices, origin_hours
+from elt.forecast.series import (
+    MEASURES,
+    hourly_grid,
+    newest_final_ts,
+    read_staging,
+    read_staging_ranges,
+    utc_hour,
+)
 from elt.forecast.train import TrainedForecast
 from elt.owned import FORECASTS_COLLECTION
 from elt.store import ensure_unique_index
@@ -156,6 +163,35 @@ def forecast_station(
     return docs, skipped
 
 
+def origin_grid(db: Database, station_id: str, origin: pd.Timestamp) -> pd.DataFrame:
+    """The station's hourly grid ending at ``origin`` with the hours its features read (``origin_hours``: the
+    last week and about two hours a day before it, ~210 of ``HISTORY_HOURS``; the others are NaN), in one indexed
+    query per range. When a pollutant has no valid value in that week, the whole window is read instead: its
+    skip reason names the last valid hour, which may lie between the hours read."""
+    hour = pd.Timedelta(hours=1)
+    ranges = origin_hours(HORIZONS)
+    frame = read_staging_ranges(
+        db,
+        station_id,
+        [(_utc(origin - oldest * hour), _utc(origin - (newest - 1) * hour)) for newest, oldest in ranges],
+    )
+    grid = _grid(frame, station_id, origin)
+    week = grid.loc[grid.index >= origin - ranges[0][1] * hour]
+    if any(week[pollutant].isna().all() for pollutant in POLLUTANTS):
+        frame = read_staging(
+            db, [station_id], start=_utc(origin - HISTORY_HOURS * hour), end=_utc(origin + hour)
+        )
+        grid = _grid(frame, station_id, origin)
+    return grid
+
+
+def _grid(frame: pd.DataFrame, station_id: str, origin: pd.Timestamp) -> pd.DataFrame:
+    grids = hourly_grid(frame, end=origin)
+    if station_id in grids:
+        return grids[station_id]
+    return pd.DataFrame(index=pd.DatetimeIndex([origin], name="ts"), columns=list(MEASURES), dtype=float)
+
+
 def _forecast_key(doc: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(as_utc(doc[name]) if isinstance(doc[name], datetime) else doc[name] for name in FORECAST_KEY)
 
@@ -217,7 +253,7 @@ def predict_forecasts(
     """Forecast every station from its last final hour (or from ``at``) and write ``forecasts``.
 
     ``near`` (e.g. the run window's end) is where the newest final hour is looked for first; reads are the
-    last ``HISTORY_HOURS`` per station, never the whole history. ``origins``: each station's last final hour
+    hours the origin's features use (``origin_grid``), never the whole history. ``origins``: each station's last final hour
     when the caller already read it.
     """
     timezones = timezones or {}
@@ -237,19 +273,7 @@ def predict_forecasts(
             log.warning("%s: no forecast: %s", station_id, reason)
             continue
         origin = utc_hour(newest)
-        frame = read_staging(
-            db,
-            [station_id],
-            start=_utc(origin - pd.Timedelta(hours=HISTORY_HOURS)),
-            end=_utc(origin + pd.Timedelta(hours=1)),
-        )
-        grids = hourly_grid(frame, end=origin)
-        if station_id not in grids:
-            grid = pd.DataFrame(
-                index=pd.DatetimeIndex([origin], name="ts"), columns=list(MEASURES), dtype=float
-            )
-        else:
-            grid = grids[station_id]
+        grid = origin_grid(db, station_id, origin)
         docs, skipped = forecast_station(bundle, station_id, grid, origin, timezones.get(station_id, "UTC"))
         for skip in skipped:
             log.warning(

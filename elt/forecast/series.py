@@ -70,6 +70,10 @@ def hourly_grid(frame: pd.DataFrame, end: datetime | None = None) -> dict[str, p
     return grids
 
 
+#: The staging fields the forecast reads (``read_staging``'s columns).
+_FIELDS: list[str] = ["station_id", "ts", "provisional"] + [f for m in MEASURES for f in (m, f"{m}_valid")]
+
+
 def read_staging(
     db: object,
     station_ids: Iterable[str] | None = None,
@@ -86,20 +90,30 @@ def read_staging(
         window["$gte"] = start
     if end is not None:
         window["$lt"] = end
-    fields = ["station_id", "ts", "provisional"] + [f for m in MEASURES for f in (m, f"{m}_valid")]
-    projection = {f: 1 for f in fields} | {"_id": 0}
     queries: list[dict[str, object]] = []
     for station_id in [None] if station_ids is None else [str(s) for s in station_ids]:
         query: dict[str, object] = {} if station_id is None else {"station_id": station_id}
         if window:
             query["ts"] = dict(window)
         queries.append(query)
+    frame = _read(db, queries)
+    log.debug("read %d staging rows for %s", len(frame), station_ids or "all stations")
+    return frame
+
+
+def read_staging_ranges(
+    db: object, station_id: str, ranges: Iterable[tuple[datetime, datetime]]
+) -> pd.DataFrame:
+    """``read_staging`` of one station over several ``[start, end)`` ranges (UTC), one indexed query each."""
+    return _read(db, [{"station_id": station_id, "ts": {"$gte": a, "$lt": b}} for a, b in ranges])
+
+
+def _read(db: object, queries: list[dict[str, object]]) -> pd.DataFrame:
+    projection = {f: 1 for f in _FIELDS} | {"_id": 0}
     rows: list[dict] = []
     for query in queries:
         rows.extend(db[STAGING_COLLECTION].find(query, projection))  # type: ignore[index]
-    frame = pd.DataFrame(rows, columns=fields)
-    log.debug("read %d staging rows for %s", len(frame), station_ids or "all stations")
-    return frame
+    return pd.DataFrame(rows, columns=_FIELDS)
 
 
 def newest_final_ts(db: Database, station_id: str, near: datetime | None = None) -> datetime | None:

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from elt.forecast import HORIZONS
 from elt.forecast.backtest import run_backtest
-from elt.forecast.features import design_matrix, feature_columns
+from elt.forecast.features import design_matrix, feature_columns, origin_hours
 from elt.forecast.gbm import GbmParams, training_rows
 from elt.forecast.series import MEASURES, hourly_grid
 from tests.forecast.forecast_helpers import synthetic_staging
@@ -61,6 +62,33 @@ def test_features_do_change_when_the_origin_hour_itself_changes(grids):
     after = features_at(perturbed_after(grids, origin - pd.Timedelta(hours=1)), origin, "pm25", 1)
     assert not before.equals(after)
     assert (before["y0"] != after["y0"]).all()
+
+
+def only_hours(grids: dict[str, pd.DataFrame], kept: set[pd.Timestamp]) -> dict[str, pd.DataFrame]:
+    """Every measure of every station blanked (NaN) at the hours not in ``kept``."""
+    out = {}
+    for station_id, grid in grids.items():
+        grid = grid.copy()
+        grid.loc[~grid.index.isin(sorted(kept))] = np.nan
+        out[station_id] = grid
+    return out
+
+
+@pytest.mark.parametrize("pollutant", ["co", "pm25"])
+def test_features_at_origin_read_only_the_origin_hours(grids, pollutant):
+    """``elt forecast predict`` reads only ``origin_hours`` (about 210 of 697): with every other hour blanked,
+    the origin's features are the same; blanking the oldest of them too changes them."""
+    origin = max(grid.index.max() for grid in grids.values()) - pd.Timedelta(hours=3)
+    offsets = [offset for newest, oldest in origin_hours(HORIZONS) for offset in range(newest, oldest + 1)]
+    kept = {origin - pd.Timedelta(hours=offset) for offset in offsets}
+    assert 200 < len(kept) < 250
+    for horizon in HORIZONS:
+        full = features_at(grids, origin, pollutant, horizon)
+        assert len(full) == 2
+        pd.testing.assert_frame_equal(full, features_at(only_hours(grids, kept), origin, pollutant, horizon))
+    oldest = origin - pd.Timedelta(hours=max(offsets))  # the 28th day's hour for the shortest horizon
+    fewer = features_at(only_hours(grids, kept - {oldest}), origin, pollutant, min(HORIZONS))
+    assert not fewer.equals(features_at(grids, origin, pollutant, min(HORIZONS)))
 
 
 def test_training_rows_for_a_refit_use_no_target_at_or_after_it(grids):
