@@ -21,6 +21,7 @@ from elt.config import Project
 from elt.errors import ModelError
 from elt.models.graph import CycleError, Graph
 from elt.models.render import FULL_END, FULL_START, Relations, Renderer, RenderScope, expand_field_timezones
+from elt.models.runs import Runs
 from elt.models.safety import check_pipeline, literal_relations, write_target_problem
 from elt.models.schema import ModelSpec, SourcesFile, SourceTableSpec, duration_seconds
 from elt.models.tests_spec import TestNode, build_tests
@@ -59,6 +60,8 @@ class ModelNode:
     lookahead_s: int = 0
     #: ``retain`` in seconds (0: keep every output).
     retain_s: int = 0
+    #: ``runs:`` rendered (None: a change recomputes ``lookback``/``lookahead`` around it).
+    runs: Runs | None = None
 
     @property
     def collection(self) -> str:
@@ -272,6 +275,7 @@ def _model_node(mp: ModelProject, display: str, spec: ModelSpec, problems: list[
         except ValueError as exc:
             scope.errors.append(f"{key}: {exc}")
     scope.errors.extend(_retain_problems(spec, windows.get("retain", 0)))
+    runs = _rendered_runs(spec, renderer, scope, variables)
     if scope.errors:
         problems.extend(prefix + e for e in scope.errors)
         return None
@@ -294,7 +298,22 @@ def _model_node(mp: ModelProject, display: str, spec: ModelSpec, problems: list[
     }  # fmt: skip
     checksum = hashlib.sha256(json.dumps(checksum_input, sort_keys=True, default=str).encode()).hexdigest()
     return ModelNode(f"model.{spec.name}", spec.name, display, spec, from_ids[0], depends_on, compiled, checksum,
-                     windows["lookback"], windows["lookahead"], windows["retain"])  # fmt: skip
+                     windows["lookback"], windows["lookahead"], windows["retain"], runs)  # fmt: skip
+
+
+def _rendered_runs(spec: ModelSpec, renderer: Renderer, scope: RenderScope, variables: Any) -> Runs | None:
+    """``runs:`` with its templated lengths rendered (a problem goes to ``scope.errors``)."""
+    if spec.runs is None:
+        return None
+    try:
+        min_run = int(renderer.render(spec.runs.min_run, scope, variables, where="runs.min_run"))
+        max_step = duration_seconds(
+            renderer.render(spec.runs.max_step, scope, variables, where="runs.max_step")
+        )
+    except (TypeError, ValueError) as exc:
+        scope.errors.append(f"runs: {exc}")
+        return None
+    return Runs(tuple(spec.runs.fields), min_run, max_step, tuple(spec.runs.skip_if.items()))
 
 
 def _retain_problems(spec: ModelSpec, retain_s: int) -> list[str]:

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from elt.models.runs import RunsSpec
+
 #: A duration: an integer number of hours, or text such as ``"23h"``, ``"2d"``, ``"90m"`` (may be templated).
 Duration = int | str
 
@@ -161,6 +163,11 @@ class ModelSpec(_Publishable):
         description="Incremental with event_time: an output at t reads input up to t + lookahead "
         "(window functions looking forward). Int hours or '23h', '2d'.",
     )
+    runs: RunsSpec | None = Field(
+        default=None,
+        description="Incremental with event_time, lookback and lookahead: the outputs depend on their neighbours "
+        "only through runs of equal values (elt/models/runs.py), so a change recomputes the short runs it touches.",
+    )
     retain: Duration | None = Field(
         default=None,
         description="Incremental with event_time: keep only the outputs whose event_time is within this long "
@@ -205,7 +212,8 @@ class ModelSpec(_Publishable):
     @model_validator(mode="after")
     def _materialization_keys(self) -> ModelSpec:
         incremental_only = {"partition_by": self.partition_by, "event_time": self.event_time,
-                            "lookback": self.lookback, "lookahead": self.lookahead, "retain": self.retain}  # fmt: skip
+                            "lookback": self.lookback, "lookahead": self.lookahead, "retain": self.retain,
+                            "runs": self.runs}  # fmt: skip
         if self.input_window is not None and self.materialized != "table":
             raise ValueError(
                 f"input_window only applies to materialized: table (this model is {self.materialized})"
@@ -230,6 +238,10 @@ class ModelSpec(_Publishable):
             )
         if self.event_time is None and (self.lookback is not None or self.lookahead is not None):
             raise ValueError("lookback/lookahead need event_time (the datetime field they are measured on)")
+        if self.runs is not None and (
+            self.event_time is None or self.lookback is None or self.lookahead is None
+        ):
+            raise ValueError("runs needs event_time, lookback and lookahead (the furthest a run reaches)")
         if self.event_time is None and self.retain is not None:
             raise ValueError("retain needs event_time (the datetime field the kept span is measured on)")
         return self

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,10 @@ from elt.owned import STATE_COLLECTION
 PENDING_FULL_BUILD = "full_build_pending"
 #: State field of an incremental build that started writing and has not completed.
 PENDING_INCREMENTAL = "incremental_pending"
+
+
+#: (partition, changed ``[first, last]`` spans in time order) -> the output spans to recompute.
+Widen = Callable[[dict[str, Any], list[tuple[datetime, datetime]]], list[tuple[datetime, datetime]]]
 
 
 @dataclass
@@ -129,33 +134,39 @@ def changed_groups(db: Database, collection: str, change_field: str, after: date
 
 
 def time_range_batches(groups: list[dict[str, Any]], partition_by: list[str], event_time: str,
-                       lookback: timedelta, lookahead: timedelta) -> list[Batch]:  # fmt: skip
+                       lookback: timedelta, lookahead: timedelta, widen: Widen | None = None) -> list[Batch]:  # fmt: skip
     """Batches recomputing outputs in ``[changed - lookahead, changed + lookback]`` per partition.
 
     An output at t reads inputs in ``[t - lookback, t + lookahead]``; so a change at c affects outputs in
     ``[c - lookahead, c + lookback]``, and recomputing outputs ``[a, b]`` reads inputs
-    ``[a - lookback, b + lookahead]``. Overlapping output ranges of one partition are merged.
+    ``[a - lookback, b + lookahead]``. Overlapping output ranges of one partition are merged. ``widen``
+    (partition, changed spans) -> output spans replaces the first step when a model knows better
+    (``elt.transform.reach``: a model with ``runs:``).
     """
-    ranges: dict[tuple, list[list[datetime]]] = defaultdict(list)
+    changed: dict[tuple, list[tuple[datetime, datetime]]] = defaultdict(list)
     for group in groups:
         if group.get("first") is None:
             continue
-        partition = tuple(group["_id"].get(name) for name in partition_by)
-        ranges[partition].append([group["first"] - lookahead, group["last"] + lookback])
+        changed[tuple(group["_id"].get(name) for name in partition_by)].append(
+            (group["first"], group["last"])
+        )
     batches = []
-    for partition in sorted(ranges, key=repr):
+    for partition in sorted(changed, key=repr):
+        equal = dict(zip(partition_by, partition, strict=True))
+        spans = sorted(changed[partition])
+        outputs = (widen(equal, spans) if widen is not None
+                   else [(first - lookahead, last + lookback) for first, last in spans])  # fmt: skip
         merged: list[list[datetime]] = []
-        for lo, hi in sorted(ranges[partition]):
+        for lo, hi in sorted(outputs):
             if merged and lo <= merged[-1][1]:
                 merged[-1][1] = max(merged[-1][1], hi)
             else:
                 merged.append([lo, hi])
-        equal = dict(zip(partition_by, partition, strict=True))
         for lo, hi in merged:
-            outputs = {**equal, event_time: {"$gte": lo, "$lte": hi}}
+            output_filter = {**equal, event_time: {"$gte": lo, "$lte": hi}}
             batches.append(Batch(
                 input_filter={**equal, event_time: {"$gte": lo - lookback, "$lte": hi + lookahead}},
-                output_filter=outputs, partitions=[{**equal, "from": lo, "to": hi}], output_scope=outputs,
+                output_filter=output_filter, partitions=[{**equal, "from": lo, "to": hi}], output_scope=output_filter,
             ))  # fmt: skip
     return batches
 

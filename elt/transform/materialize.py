@@ -49,6 +49,7 @@ from elt.transform.intervals import (
     write_state,
     written_scope,
 )
+from elt.transform.reach import reached_spans
 from elt.transform.rebuild import ensure_indexes, merge_changed, rebuild
 from elt.transform.retention import RETAIN_NEWEST, cut_of, expire, input_newest
 
@@ -191,16 +192,20 @@ def _event_time_of(mp: ModelProject, unique_id: str) -> str | None:
 
 
 def _batches(db: Database, mp: ModelProject, model: ModelNode, after: datetime,
-             extra_groups: list[dict[str, Any]] | None = None) -> tuple[list[Batch], Any]:  # fmt: skip
+             extra_groups: list[dict[str, Any]] | None = None, by_runs: bool = True) -> tuple[list[Batch], Any]:  # fmt: skip
     """Batches of the main input's changes since ``after``, plus ``extra_groups`` (changes of secondary inputs
-    along their own time field, same partition fields)."""
+    along their own time field, same partition fields); ``by_runs``: narrowed by the model's ``runs:``."""
     spec = model.spec
     source = mp.collection_of(model.from_id)
     change_field = _change_field(mp, model.from_id) or "_updated_at"
     changes = changed_groups(db, source, change_field, after, spec.partition_by or [], spec.event_time)
     if spec.event_time:
+        back, ahead = timedelta(seconds=model.lookback_s), timedelta(seconds=model.lookahead_s)
+        runs, time_field = model.runs, spec.event_time
+        widen = (None if runs is None or not by_runs else lambda partition, spans: reached_spans(
+            db, source, partition, time_field, spans, runs, back, ahead))  # fmt: skip
         batches = time_range_batches(changes.groups + (extra_groups or []), spec.partition_by or [], spec.event_time,
-                                     timedelta(seconds=model.lookback_s), timedelta(seconds=model.lookahead_s))  # fmt: skip
+                                     back, ahead, widen)  # fmt: skip
     else:
         batches = partition_batches(changes.groups, spec.partition_by or [])
     return batches, changes
@@ -240,7 +245,8 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
                                         _event_time_of(mp, parent))  # fmt: skip
         extra_groups.extend(parent_changes.groups)
         watermarks[parent] = parent_changes.watermark
-    batches, changes = _batches(db, mp, model, after, extra_groups) if after is not None else ([], None)
+    batches, changes = (_batches(db, mp, model, after, extra_groups, by_runs=not interrupted)  # after a dead run:
+                        if after is not None else ([], None))  # its writes may be anywhere in the reach  # fmt: skip
     if changes is not None:
         watermarks[model.from_id] = changes.watermark
     _check_target(model)

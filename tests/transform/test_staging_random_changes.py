@@ -24,12 +24,14 @@ RUN_VALUES = (0.0, 0.0, 0.3)
 def _measures(rng: random.Random, hour: int) -> dict[str, Any]:
     """CO and PM2.5 of one hour: mostly runs of equal values, sometimes absent, null or a one-off value. In every
     other block of 170 hours CO is 0.0 one hour in six only: one run of ~28 zeros over the whole block, as long
-    in time as the QC rule reaches, so a revision at one end flips flags at the other."""
+    in time as the QC rule reaches, so a revision at one end flips flags at the other. In the blocks between,
+    PM2.5 is 0.0 one hour in seven only (the widest step a run bridges): a run of ~24 zeros, the dead length."""
     measures: dict[str, Any] = {}
-    if (hour // 170) % 2 == 0 and hour % 6 == 0:
-        measures["co"] = 0.0
+    sparse = "co" if (hour // 170) % 2 == 0 else "pm25"
+    if hour % (6 if sparse == "co" else 7) == 0:
+        measures[sparse] = 0.0
     for name in ("co", "pm25"):
-        if name == "co" and (hour // 170) % 2 == 0:
+        if name == sparse:
             continue
         pick = rng.random()
         if pick < 0.05:
@@ -64,7 +66,7 @@ def test_incremental_staging_equals_full_refresh_after_random_changes(
     project = load_project(project_dir)
     loaded_at = utc(2024, 7, 1)
     missing = set(
-        rng.sample([h for h in range(400) if h % 6], 40)
+        rng.sample([h for h in range(400) if h % 6 and h % 7], 40)
     )  # gaps of every length, sparse runs kept whole
     present = [h for h in range(400) if h not in missing]
     newest = present[-1]
@@ -79,6 +81,8 @@ def test_incremental_staging_equals_full_refresh_after_random_changes(
         )
         >= 24
     )
+    second_block = {"$gte": START + timedelta(hours=170), "$lt": START + timedelta(hours=340)}
+    assert mongo_db[STAGING].count_documents({"pm25": 0.0, "pm25_flag": "dead", "ts": second_block}) >= 20
 
     for round_ in range(1, 9):
         loaded_at += timedelta(hours=1)

@@ -14,7 +14,7 @@ from elt.config import load_project
 from elt.models.changes import read_changes
 from elt.transform.task import last_full_pass, run_tests, run_transform
 from tests.load_helpers import fast_source, run_load
-from tests.reference_daily import OWN_MODELS
+from tests.reference_daily import OWN_MODELS, collection_rows
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_a_batch_records_what_it_wrote_and_after_an_interrupted_run_what_it_reco
     hourly, project_dir: Path, mongo_db: Database
 ) -> None:
     # an hourly fetch rewrites two hours per station (the one that became final, the new provisional one): the
-    # batch recomputed 161 hours either side of them for the QC runs, and its record holds those two only
+    # batch recomputed them and the short QC runs next to them, and its record holds the two it wrote
     written = Counter(d["station_id"] for d in mongo_db.stg_airqino_hourly.find({"_run_id": "hour-1"}))
     assert written == {"283164601": 2, "283181971": 2}
     assert _staging_spans(mongo_db, "hour-1") == {"283164601": 1.0, "283181971": 1.0}
@@ -77,6 +77,30 @@ def test_a_batch_records_what_it_wrote_and_after_an_interrupted_run_what_it_reco
         run_transform(load_project(project_dir), mongo_db, select=OWN_MODELS, run_id="hour-3").exit_code == 0
     )
     assert set(_staging_spans(mongo_db, "hour-3").values()) == {1.0}
+
+
+def test_an_hourly_batch_recomputes_the_rewritten_hours_and_the_short_runs_next_to_them(
+    hourly, project_dir: Path, mongo_db: Database
+) -> None:
+    """Staging's ``runs:``: an hourly fetch recomputes the two rewritten hours per station, widened only by a run
+    shorter than 24 hours that touches them (the dead CO sensor's run of zeros is longer: it is not), and reads
+    161 hours around those, not 161 hours either side of 161 hours; a ``--full-refresh`` gives the same."""
+    hourly.advance(hours=1)
+    assert run_load(project_dir).exit_code == 0
+    result = run_transform(
+        load_project(project_dir), mongo_db, select=["stg_airqino_hourly"], run_id="hour-2"
+    )
+    assert result.exit_code == 0, result.error
+    response = next(r for r in result.results if r.unique_id == "model.stg_airqino_hourly").adapter_response
+    assert response["mode"] == "incremental" and response["partition_count"] == 2
+    spans = [(p["to"] - p["from"]).total_seconds() / 3600 for p in response["partitions"]]
+    assert all(1 <= span < 24 for span in spans), spans
+    incremental = collection_rows(mongo_db, "stg_airqino_hourly", ("station_id", "ts"))
+    full = run_transform(
+        load_project(project_dir), mongo_db, select=["stg_airqino_hourly"], full_refresh=True
+    )
+    assert full.exit_code == 0, full.error
+    assert collection_rows(mongo_db, "stg_airqino_hourly", ("station_id", "ts")) == incremental
 
 
 def test_an_audit_gives_the_full_pass_verdicts_and_skips_unchanged_relations(
