@@ -14,7 +14,6 @@ digest document and rows, and reload to apply it to history.)
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import marshal
@@ -60,15 +59,19 @@ _DIGEST_FORMAT = "v3:"
 _PLAIN_HOUR = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:00:00")
 
 
-def _day_digest(rows: list[Any], provisional: Iterable[bool]) -> str:
-    """Digest of one station-day: its rows in time order, as decoded from JSON, and their provisional flags.
+def _flags(provisional: Iterable[bool]) -> str:
+    """Provisional flags as text, ``"1"`` for a provisional row and ``"0"`` for a final one."""
+    return "".join("1" if p else "0" for p in provisional)
+
+
+def _day_digest(rows: list[Any], flags: str) -> str:
+    """Digest of one station-day: its rows in time order, as decoded from JSON, and their provisional ``flags``.
 
     The rows are serialized with ``marshal`` version 2, about a tenth of the cost of encoding them as JSON
     (8,760 rows per response). Version 2 writes no back-references, so equal values give equal bytes whatever
     objects they share: a response's rows and the same rows decoded again from ``original_json`` digest alike.
     """
-    flags = "".join("1" if p else "0" for p in provisional).encode()
-    serialized = marshal.dumps(rows, 2) + b"\t" + flags
+    serialized = marshal.dumps(rows, 2) + b"\t" + flags.encode()
     return _DIGEST_FORMAT + hashlib.sha1(serialized, usedforsecurity=False).hexdigest()
 
 
@@ -98,33 +101,41 @@ def skip_unchanged(db: Database, station_id: str, data: list[Any], fetched_at: d
     days whose digest ``refresh_day_digests`` must recompute after landing.
     """
     fetched_at = as_utc(fetched_at)
-    stamps = Counter(
-        raw["timestamp"] for raw in data if isinstance(raw, dict) and isinstance(raw.get("timestamp"), str)
-    )
-    hours: dict[str, tuple[datetime, str]] = {}  # a stamp the response holds once -> its UTC hour and day
-    for text, count in stamps.items():
-        if count == 1:
-            with contextlib.suppress(ValueError):
-                hours[text] = _hour_and_day(text)
     result = Prefiltered(rows=[])
-    days: dict[str, list[tuple[datetime, Any]]] = {}
-    for raw in data:
-        stamp = raw.get("timestamp") if isinstance(raw, dict) else None
-        hour = hours.get(stamp) if isinstance(stamp, str) else None
-        if hour is None:  # malformed, or sharing its timestamp: parse_rows decides
+    stamps = [raw.get("timestamp") if isinstance(raw, dict) else None for raw in data]
+    stamps = [stamp if isinstance(stamp, str) else None for stamp in stamps]  # (a list is not even hashable)
+    once = {stamp for stamp, count in Counter(stamps).items() if count == 1 and stamp is not None}
+    days: dict[str, tuple[list[datetime], list[Any]]] = {}  # UTC day -> its rows' hours and the rows
+    for raw, stamp in zip(data, stamps, strict=True):
+        if stamp not in once:  # malformed, or sharing its timestamp: parse_rows decides
             result.rows.append(raw)
             continue
-        days.setdefault(hour[1], []).append((hour[0], raw))
+        try:
+            hour, day = _hour_and_day(stamp)
+        except ValueError:
+            result.rows.append(raw)
+            continue
+        entries = days.get(day)
+        if entries is None:
+            entries = days[day] = ([], [])
+        entries[0].append(hour)
+        entries[1].append(raw)
     if not days:
         return result
     digests = (db[DIGESTS_COLLECTION].find_one({"_id": station_id}) or {}).get("days", {})
     provisional_after = fetched_at - HOUR  # a row whose hour had not ended when fetched
     dirty = []
-    for day, entries in days.items():
-        entries.sort(key=itemgetter(0))
-        rows = [raw for _, raw in entries]
-        if digests.get(day) == _day_digest(rows, (ts > provisional_after for ts, _ in entries)):
-            result.unchanged.extend(ts for ts, _ in entries)
+    for day, (hours, rows) in days.items():
+        if hours != sorted(hours):  # the API sends its rows in time order; in case it did not
+            order = sorted(range(len(hours)), key=hours.__getitem__)
+            hours, rows = days[day] = [hours[i] for i in order], [rows[i] for i in order]
+        flags = (
+            _flags(ts > provisional_after for ts in hours)
+            if hours[-1] > provisional_after
+            else "0" * len(hours)
+        )
+        if digests.get(day) == _day_digest(rows, flags):
+            result.unchanged.extend(hours)
         else:
             dirty.append(day)
     result.dirty_days = sorted(dirty)
@@ -138,7 +149,8 @@ def skip_unchanged(db: Database, station_id: str, data: list[Any], fetched_at: d
             if isinstance(doc.get("original_json"), str):
                 by_text[doc["original_json"]] = doc
         for day in _days_between(first, last):
-            for ts, raw in days.get(day, []):
+            hours, rows = days.get(day, ([], []))
+            for ts, raw in zip(hours, rows, strict=True):
                 doc = by_text.get(compact_json(raw))
                 if doc is not None and (ts > provisional_after) == bool(doc.get("provisional")):
                     result.unchanged.append(ts)
@@ -191,5 +203,5 @@ def refresh_day_digests(db: Database, station_id: str, days: list[str]) -> None:
             except ValueError:  # a row stored as repr (not JSON): the day stays compared row by row
                 update[f"days.{day}"] = _DIGEST_FORMAT + "unreadable"
                 continue
-            update[f"days.{day}"] = _day_digest(decoded, (provisional for _, _, provisional in entries))
+            update[f"days.{day}"] = _day_digest(decoded, _flags(provisional for _, _, provisional in entries))
     db[DIGESTS_COLLECTION].update_one({"_id": station_id}, {"$set": update}, upsert=True)

@@ -9,6 +9,7 @@ to log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -21,6 +22,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
+import pydantic_core
 import requests
 from tenacity import RetryCallState
 
@@ -321,7 +323,9 @@ def _decode_json(body: bytes, content_type: str, shown: str, status: int, attemp
             len(body),
             attempt,
         )
-    try:
+    with contextlib.suppress(ValueError):  # the Rust parser pydantic brings: twice json's speed, same values
+        return pydantic_core.from_json(body)
+    try:  # what it refuses (a lone surrogate escape, UTF-16) or malformed JSON, with json's own message
         return json.loads(body)
     except ValueError as exc:
         raise FetchError(

@@ -169,6 +169,23 @@ def test_truncated_json_is_reported_not_retried(api: Scripted) -> None:
     assert caught.value.bytes == 51 and len(api.requests) == 1
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"data": [{"timestamp": "2024-09-09 09:00:00", "CO": 0.1, "CO": 1e400, "PM2.5": NaN, "T": -0.0}]}',
+        b'{"data": [{"timestamp": "2024-09-09 09:00:00", "note": "\\ud800", "n": 123456789012345678901234567890}]}',
+        '{"data": [{"timestamp": "2024-09-09 09:00:00", "RH": 0.30000000000000004}]}'.encode("utf-16"),
+    ],
+)
+def test_a_body_decodes_exactly_as_json_loads_would(api: Scripted, body: bytes) -> None:
+    """The fast parser and json agree (duplicate keys, huge and special numbers); what it refuses (a lone
+    surrogate escape, UTF-16) goes to json."""
+    api.then(200, body)
+    assert repr(make_client(api).fetch_station("1").payload) == repr(
+        json.loads(body)
+    )  # NaN, -0.0, int vs float
+
+
 def test_html_error_page_is_named(api: Scripted) -> None:
     api.then(200, b"<html><head><title>502 Bad Gateway</title></head></html>", Content_Type="text/html")
     with pytest.raises(FetchError, match="HTML page \\(title: '502 Bad Gateway'\\)"):
