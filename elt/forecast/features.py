@@ -50,7 +50,7 @@ def origin_hours(horizons: tuple[int, ...]) -> list[tuple[int, int]]:
     """The hours before an origin that its feature rows (for ``horizons``) read, as ``(newest, oldest)`` offsets
     in hours (0 = the origin), merged into ranges: the last week in one block, then two or so hours a day for the
     28-day climatology. Reading only these gives the origin the same features as the whole history
-    (``tests/forecast/test_forecast_features.py``)."""
+    (``tests/forecast/test_forecast_leakage.py``)."""
     week = max(*TARGET_LAGS, *(hours - 1 for hours in MEAN_WINDOWS), *(24 * d for d in SEASON_DAYS))
     offsets = set(range(week + 1))
     offsets |= {24 * k - h for h in horizons for k in range(1, max(CLIMATOLOGY_DAYS) + 1)}

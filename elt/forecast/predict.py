@@ -253,8 +253,8 @@ def predict_forecasts(
     """Forecast every station from its last final hour (or from ``at``) and write ``forecasts``.
 
     ``near`` (e.g. the run window's end) is where the newest final hour is looked for first; reads are the
-    hours the origin's features use (``origin_grid``), never the whole history. ``origins``: each station's last final hour
-    when the caller already read it.
+    hours the origin's features use (``origin_grid``), never the whole history. ``origins``: each station's
+    last final hour when the caller already read it.
     """
     timezones = timezones or {}
     result = PredictResult(bundle.version)

@@ -275,7 +275,7 @@ def _model_node(mp: ModelProject, display: str, spec: ModelSpec, problems: list[
         except ValueError as exc:
             scope.errors.append(f"{key}: {exc}")
     scope.errors.extend(_retain_problems(spec, windows.get("retain", 0)))
-    runs = _rendered_runs(spec, renderer, scope, variables)
+    runs = _rendered_runs(spec, renderer, scope, variables, windows)
     if scope.errors:
         problems.extend(prefix + e for e in scope.errors)
         return None
@@ -301,8 +301,10 @@ def _model_node(mp: ModelProject, display: str, spec: ModelSpec, problems: list[
                      windows["lookback"], windows["lookahead"], windows["retain"], runs)  # fmt: skip
 
 
-def _rendered_runs(spec: ModelSpec, renderer: Renderer, scope: RenderScope, variables: Any) -> Runs | None:
-    """``runs:`` with its templated lengths rendered (a problem goes to ``scope.errors``)."""
+def _rendered_runs(spec: ModelSpec, renderer: Renderer, scope: RenderScope, variables: Any,
+                   windows: dict[str, int]) -> Runs | None:  # fmt: skip
+    """``runs:`` with its templated lengths rendered; a problem goes to ``scope.errors``, among them a run that
+    reaches further than ``lookback``/``lookahead`` (the batch would cut it there)."""
     if spec.runs is None:
         return None
     try:
@@ -313,6 +315,16 @@ def _rendered_runs(spec: ModelSpec, renderer: Renderer, scope: RenderScope, vari
     except (TypeError, ValueError) as exc:
         scope.errors.append(f"runs: {exc}")
         return None
+    reach = (min_run - 1) * max_step
+    if min_run < 1 or max_step <= 0:
+        scope.errors.append(
+            f"runs: min_run must be at least 1 and max_step above 0 (got {min_run}, {max_step} s)"
+        )
+    elif reach > min(windows.get("lookback", 0), windows.get("lookahead", 0)):
+        scope.errors.append(
+            f"runs: a run shorter than min_run reaches (min_run - 1) x max_step = {reach / 3600:g} h, beyond "
+            f"lookback/lookahead ({windows.get('lookback', 0) / 3600:g} h / {windows.get('lookahead', 0) / 3600:g} h)"
+        )
     return Runs(tuple(spec.runs.fields), min_run, max_step, tuple(spec.runs.skip_if.items()))
 
 

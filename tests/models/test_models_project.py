@@ -27,6 +27,10 @@ pipeline:
 
 #: The shipped chart mart, a model with ``retain`` and a published window.
 _SHIPPED_CHART_MART = (REPO_ROOT / "aggregations" / "marts" / "forecast_vs_observed.yml").read_text()
+_SHIPPED_STAGING = (REPO_ROOT / "aggregations" / "staging" / "stg_airqino_hourly.yml").read_text()
+_STAGING_REACH = (
+    "\"{{ ([var('stuck_hours'), var('dead_zero_hours')] | max - 1) * (var('max_gap_hours') + 1) }}h\""
+)
 
 BAD_PROJECTS = {
     "yaml_syntax": (
@@ -183,6 +187,23 @@ BAD_PROJECTS = {
         "marts/forecast_vs_observed.yml",
         _SHIPPED_CHART_MART.replace("window: {field: ts, days: 7}, ", ""),
         ["model 'forecast_vs_observed'", "needs publish.window on ts"],
+    ),
+    "runs_without_event_time": (
+        "marts/runs.yml",
+        GOOD_MART.format(name="runs").replace(
+            "materialized: table",
+            "materialized: incremental\nunique_key: [station_id]\npartition_by: [station_id]",
+        )
+        + "runs: {fields: [co], min_run: 24, max_step: 7h}\n",
+        ["aggregations/marts/runs.yml", "runs needs event_time, lookback and lookahead"],
+    ),
+    "runs_beyond_the_lookback": (
+        "staging/stg_airqino_hourly.yml",
+        _SHIPPED_STAGING.replace(f"lookback: {_STAGING_REACH}", "lookback: 100h"),
+        [
+            "model 'stg_airqino_hourly'",
+            "reaches (min_run - 1) x max_step = 161 h, beyond lookback/lookahead (100 h",
+        ],
     ),
     "cycle": (
         "marts/cycle_a.yml",
