@@ -20,7 +20,6 @@ Every document gets ``_updated_at`` (the run's start time) and ``_run_id``; ``_i
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,10 +28,11 @@ from pymongo.errors import OperationFailure
 
 from elt.errors import TransformError
 from elt.failpoint import failpoint
-from elt.models.changes import RunChanges, range_scope
+from elt.models.changes import range_scope
 from elt.models.project import ModelNode, ModelProject
 from elt.models.render import FULL_END, FULL_START
 from elt.models.safety import write_target_problem
+from elt.transform.context import Outcome, RunContext
 from elt.transform.input_window import input_window_match, window_text
 from elt.transform.intervals import (
     PENDING_FULL_BUILD,
@@ -58,51 +58,6 @@ log = logging.getLogger(__name__)
 #: A rebuild that wrote or deleted fewer than one document in this many records the keys it changed, so that
 #: audits and publish read only those (one query per key); more, and it records the relation as changed whole.
 KEY_SCOPES_PER_DOCUMENT = 20
-#: At most this many partitions are listed in run_results (the count is always exact).
-MAX_LISTED_PARTITIONS = 500
-
-
-@dataclass
-class RunContext:
-    """What one invocation shares between nodes."""
-
-    run_id: str
-    started_at: datetime
-    full_refresh: bool = False
-    fully_built: set[str] = field(default_factory=set)
-    #: What this invocation wrote, relation by relation (the run's change records; see elt.models.changes).
-    changes: RunChanges | None = None
-
-    def __post_init__(self) -> None:
-        if self.changes is None:
-            self.changes = RunChanges(self.run_id)
-
-
-@dataclass
-class Outcome:
-    """What materializing one model did (becomes ``adapter_response`` in run_results.json)."""
-
-    mode: str
-    rows_affected: int = 0
-    partitions: list[dict[str, Any]] = field(default_factory=list)
-    partition_count: int = 0
-    batches: int = 0
-    message: str = ""
-
-    def adapter_response(self) -> dict[str, Any]:
-        """dbt-style adapter response with the counts of this run."""
-        response: dict[str, Any] = {
-            "_message": self.message,
-            "code": self.mode.upper(),
-            "mode": self.mode,
-            "rows_affected": self.rows_affected,
-            "partition_count": self.partition_count,
-            "batches": self.batches,
-        }
-        if self.partitions:
-            response["partitions"] = self.partitions[:MAX_LISTED_PARTITIONS]
-            response["partitions_truncated"] = len(self.partitions) > MAX_LISTED_PARTITIONS
-        return response
 
 
 def _change_field(mp: ModelProject, unique_id: str) -> str | None:
@@ -111,14 +66,17 @@ def _change_field(mp: ModelProject, unique_id: str) -> str | None:
     return "_updated_at" if mp.models[unique_id].spec.materialized != "view" else None
 
 
-def _current_watermarks(db: Database, mp: ModelProject, model: ModelNode,
+def _current_watermarks(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext,
                         previous: dict[str, datetime | None]) -> dict[str, datetime | None]:  # fmt: skip
-    """Newest change value of every trackable parent (scanning only what is newer than ``previous``)."""
+    """Newest change value of every trackable parent, scanning only what is newer than ``previous`` or, for a
+    parent this invocation wrote to, than its stamp (SecantusDB reads a whole collection to find its newest)."""
     marks: dict[str, datetime | None] = {}
     for parent in model.depends_on:
-        change_field = _change_field(mp, parent)
+        change_field, after = _change_field(mp, parent), previous.get(parent)
+        if change_field == "_updated_at" and mp.collection_of(parent) in ctx.stamped:
+            after = max(after or ctx.started_at, ctx.started_at)
         if change_field:
-            marks[parent] = newest_value(db, mp.collection_of(parent), change_field, previous.get(parent))
+            marks[parent] = newest_value(db, mp.collection_of(parent), change_field, after)
     return marks
 
 
@@ -177,6 +135,8 @@ def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext
     ctx.fully_built.add(model.unique_id)
     assert ctx.changes is not None
     changed, rows = rebuilt.changed_keys, rebuilt.rows
+    if rows and (changed is None or changed):  # it wrote (or, deleting, stamped one of) its documents
+        ctx.stamped.add(model.collection)
     if interrupted or changed is None or len(changed) * KEY_SCOPES_PER_DOCUMENT > rows:
         ctx.changes.add_full(model.collection)
     else:  # audits and publish then read only the documents the rebuild wrote or deleted
@@ -219,14 +179,14 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     interrupted = bool(state and (state.get(PENDING_FULL_BUILD) or state.get(PENDING_INCREMENTAL)))
     if reason:
         outcome = _build_in_full(
-            db, mp, model, ctx, reason, _current_watermarks(db, mp, model, {}), interrupted
+            db, mp, model, ctx, reason, _current_watermarks(db, mp, model, ctx, {}), interrupted
         )
         outcome.message = f"{outcome.message}; {reason}"
         if model.from_id in mp.sources:
             ctx.changes.add_full(mp.collection_of(model.from_id))  # type: ignore[union-attr]
         return outcome
     secondary = [p for p in model.depends_on if p != model.from_id]
-    watermarks = _current_watermarks(db, mp, model, previous)
+    watermarks = _current_watermarks(db, mp, model, ctx, previous)
     changed_secondary = [p for p in secondary if p in watermarks and watermarks[p] != previous.get(p)]
     # a secondary input with its own time field is tracked like the main one (its changes become batches)
     # (a parent seen for the first time: all its documents are its changes)
@@ -267,6 +227,8 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
         if written or interrupted:  # after an interrupted run, what it wrote too: the whole recomputed range
             recorded.append(range_scope(batch.output_filter) if interrupted
                             else written_scope(batch, model.spec.event_time, written))  # fmt: skip
+    if rows:
+        ctx.stamped.add(model.collection)
     failpoint(f"{model.name}:incremental:merged")
     # No read-back of the keys: merge_changed refused a key the result holds twice, and the unique index on
     # unique_key (made above) refuses a second stored document per key.
@@ -366,7 +328,7 @@ def build_table(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContex
     """Full rebuild, skipped when neither the definition nor any tracked parent changed since the last one."""
     state = read_state(db, model.unique_id)
     previous = stored_watermarks(state)
-    watermarks = _current_watermarks(db, mp, model, previous)
+    watermarks = _current_watermarks(db, mp, model, ctx, previous)
     untracked = [p for p in model.depends_on if _change_field(mp, p) is None]
     unchanged = (
         not ctx.full_refresh

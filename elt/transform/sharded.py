@@ -36,6 +36,7 @@ from elt.models.changes import RunChanges, range_scope, record_changes
 from elt.models.project import ModelNode, ModelProject
 from elt.models.selection import selected_models
 from elt.models.shards import PER_STATION_SELECTOR, Shard, shard_record_id
+from elt.transform.context import RunContext
 from elt.transform.intervals import (
     PENDING_FULL_BUILD,
     STATE_COLLECTION,
@@ -45,7 +46,7 @@ from elt.transform.intervals import (
     time_range_batches,
     write_state,
 )
-from elt.transform.materialize import RunContext, _check_target, _meta_stages
+from elt.transform.materialize import _check_target, _meta_stages
 from elt.transform.rebuild import ensure_indexes, merge_changed
 
 #: The partition field a shardable model must have first.

@@ -27,7 +27,8 @@ from elt.models.selection import selected_models, selected_tests
 from elt.transform import checks
 from elt.transform.artifacts import RUN_RESULTS_SCHEMA, manifest, metadata, write_json
 from elt.transform.audits import batched_outcomes
-from elt.transform.materialize import Outcome, RunContext, materialize
+from elt.transform.context import Outcome, RunContext
+from elt.transform.materialize import materialize
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from pymongo.database import Database
 
 from elt.config import load_project
 from elt.simulator.faults import set_value
+from elt.transform.intervals import read_state, stored_watermarks
 from elt.transform.task import run_transform
 from tests.load_helpers import fast_source, run_load
 from tests.reference_daily import (
@@ -124,6 +125,32 @@ def test_rerun_without_new_data_changes_no_document(simulated, project_dir: Path
     assert result.results[-1].adapter_response["mode"] == "skipped_unchanged"
     after = {name: list(mongo_db[name].find().sort("_id", 1)) for name in MODELS}
     assert before == after  # _updated_at and _run_id included
+
+
+def assert_watermarks_are_the_parents_newest_stamps(db: Database) -> None:
+    """Each model's recorded watermark of a parent model is that parent's newest ``_updated_at`` (found here by
+    reading every document; the transform takes its own stamp when it wrote the parent in the same run)."""
+    for child in MODELS[1:]:
+        marks = stored_watermarks(read_state(db, f"model.{child}"))
+        parents = {node: value for node, value in marks.items() if node.startswith("model.")}
+        assert parents, child
+        for node, value in parents.items():
+            newest = max(
+                doc["_updated_at"] for doc in db[node.removeprefix("model.")].find({}, {"_updated_at": 1})
+            )
+            assert value == newest, (child, node)
+
+
+def test_watermarks_of_parents_built_in_the_same_run_are_their_newest_stamps(
+    simulated, project_dir: Path, mongo_db: Database
+) -> None:
+    assert_watermarks_are_the_parents_newest_stamps(mongo_db)  # the first build
+    simulated.advance(hours=1)
+    assert run_load(project_dir).exit_code == 0
+    assert run_transform(load_project(project_dir), mongo_db, select=OWN_MODELS).exit_code == 0
+    assert_watermarks_are_the_parents_newest_stamps(mongo_db)  # an hourly run
+    assert run_transform(load_project(project_dir), mongo_db, select=OWN_MODELS).exit_code == 0
+    assert_watermarks_are_the_parents_newest_stamps(mongo_db)  # a run that changed nothing
 
 
 def test_changed_definition_rebuilds_fully(simulated, project_dir: Path, mongo_db: Database) -> None:
