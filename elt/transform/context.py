@@ -22,6 +22,9 @@ class RunContext:
     fully_built: set[str] = field(default_factory=set)
     #: Collections this invocation wrote documents to, each stamped ``_updated_at`` = ``started_at``.
     stamped: set[str] = field(default_factory=set)
+    #: (collection, field) -> the newest value of ``field`` in a collection this invocation rebuilt whole
+    #: through the client (its model's ``event_time``): a child's ``retain`` needs it without a scan.
+    newest_event_times: dict[tuple[str, str], datetime] = field(default_factory=dict)
     #: What this invocation wrote, relation by relation (the run's change records; see elt.models.changes).
     changes: RunChanges | None = None
 

@@ -17,6 +17,7 @@ from typing import Any
 from pymongo.database import Database
 
 from elt.models.project import ModelNode, ModelProject
+from elt.transform.intervals import newer_than
 
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
@@ -43,7 +44,7 @@ def input_window_match(
     if window is None or change_field is None or changed_after is None:
         return None
     rows = list(db[mp.collection_of(model.from_id)].aggregate([
-        {"$match": {change_field: {"$gt": changed_after}}},
+        {"$match": {change_field: newer_than(changed_after)}},
         {"$group": {"_id": None, "newest": {"$max": f"${window.field}"}}},
     ]))  # fmt: skip
     start = days_before(rows[0]["newest"], window.days) if rows else None

@@ -97,13 +97,24 @@ def stored_watermarks(state: dict[str, Any] | None) -> dict[str, datetime | None
     return {w["node"]: w.get("value") for w in (state or {}).get("watermarks", [])}
 
 
+def newer_than(value: Any) -> dict[str, Any]:
+    """The filter "later than ``value``" for an indexed field, as ``$gte`` the next millisecond for a datetime
+    (BSON keeps milliseconds, and pymongo drops the rest). The same documents as ``$gt``, but SecantusDB
+    answers ``$gt`` by walking every index entry equal to ``value``: a watermark is the stamp of a whole
+    run's documents, which after a full build is every document of the collection."""
+    if not isinstance(value, datetime):
+        return {"$gt": value}
+    millisecond = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return {"$gte": millisecond + timedelta(milliseconds=1)}
+
+
 def newest_value(
     db: Database, collection: str, change_field: str, after: datetime | None = None
 ) -> datetime | None:
     """The newest ``change_field`` of ``collection`` (only scanning values after ``after`` when given)."""
     if after is not None:
         rows = list(db[collection].aggregate([
-            {"$match": {change_field: {"$gt": after}}},
+            {"$match": {change_field: newer_than(after)}},
             {"$group": {"_id": None, "newest": {"$max": f"${change_field}"}}},
         ]))  # fmt: skip
         return rows[0]["newest"] if rows else after
@@ -127,7 +138,7 @@ def changed_groups(db: Database, collection: str, change_field: str, after: date
                    event_time: str | None) -> Changes:  # fmt: skip
     """Partitions (and per-day event_time ranges) of documents with ``after < change_field``."""
     rows = grouped_changes(
-        db, collection, {change_field: {"$gt": after}}, change_field, partition_by, event_time
+        db, collection, {change_field: newer_than(after)}, change_field, partition_by, event_time
     )
     newest = max((r["newest"] for r in rows if r.get("newest") is not None), default=after)
     return Changes(sum(r["count"] for r in rows), newest, rows)

@@ -52,6 +52,7 @@ from elt.transform.intervals import (
 from elt.transform.reach import reached_spans
 from elt.transform.rebuild import ensure_indexes, merge_changed, rebuild
 from elt.transform.retention import RETAIN_NEWEST, cut_of, expire, input_newest
+from elt.utc import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext
     ctx.fully_built.add(model.unique_id)
     assert ctx.changes is not None
     changed, rows = rebuilt.changed_keys, rebuilt.rows
+    if isinstance(rebuilt.newest_event_time, datetime) and model.spec.event_time:  # a child's retain reads it
+        ctx.newest_event_times[(model.collection, model.spec.event_time)] = as_utc(rebuilt.newest_event_time)
     if rows and (changed is None or changed):  # it wrote (or, deleting, stamped one of) its documents
         ctx.stamped.add(model.collection)
     if interrupted or changed is None or len(changed) * KEY_SCOPES_PER_DOCUMENT > rows:
@@ -233,7 +236,7 @@ def build_incremental(db: Database, mp: ModelProject, model: ModelNode, ctx: Run
     # No read-back of the keys: merge_changed refused a key the result holds twice, and the unique index on
     # unique_key (made above) refuses a second stored document per key.
     failpoint(f"{model.name}:incremental:verified")
-    newest = input_newest(db, mp, model, state, changes) if model.retain_s else None
+    newest = input_newest(db, mp, model, ctx, state, changes) if model.retain_s else None
     expired = expire(db, model, cut_of(model, newest))
     _record_incremental_changes(mp, model, ctx, recorded, changes)
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, False,
@@ -252,7 +255,7 @@ def _build_in_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunCon
     """An incremental model built like a table (first build, ``--full-refresh``, a changed definition...): only
     its retained span with ``retain``; the state recorded once the build is complete."""
     mark_full_build_pending(db, model.unique_id, ctx.run_id, pending_reason)
-    newest = input_newest(db, mp, model) if model.retain_s else None
+    newest = input_newest(db, mp, model, ctx) if model.retain_s else None
     outcome = build_full(db, mp, model, ctx, cut_of(model, newest), interrupted=interrupted)
     write_state(db, model.unique_id, model.checksum, watermarks, ctx.run_id, ctx.started_at, True,
                 {RETAIN_NEWEST: newest} if newest is not None else None)  # fmt: skip

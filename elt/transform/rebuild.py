@@ -202,12 +202,14 @@ def _write(
     pipeline: list[dict[str, Any]],
     model: ModelNode,
     existing: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] | None,
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[dict[str, Any]], Any]:
     """Stream the pipeline's result into the model's collection: inserts into an empty one (``existing`` None);
     else replace-or-insert by key, skipping documents whose content equals the stored one, and the keys left
-    in ``existing`` are those to delete. The number of documents in the result, and the keys of those written
-    over stored ones (new or changed; none in an empty collection)."""
+    in ``existing`` are those to delete. The number of documents in the result, the keys of those written
+    over stored ones (new or changed; none in an empty collection), and the result's newest ``event_time``."""
     keys = list(model.spec.unique_key or [])
+    event_time = model.spec.event_time
+    newest = None
     target = db.get_collection(model.collection, codec_options=_RAW)
     seen: set[tuple[Any, ...]] = set()
     duplicates: list[tuple[str, ...]] = []
@@ -225,6 +227,9 @@ def _write(
                     continue
                 seen.add(key)
                 count += 1
+                when = doc.get(event_time) if event_time else None
+                if when is not None and (newest is None or when > newest):
+                    newest = when
                 if existing is None or not keys:
                     ops.append(InsertOne(doc))
                     continue
@@ -244,7 +249,7 @@ def _write(
         cursor.close()
     if duplicates:
         raise _duplicate_error(model, duplicates)
-    return count, written
+    return count, written, newest
 
 
 def _merge(db: Database, source: str, pipeline: list[dict[str, Any]], model: ModelNode, run_id: str) -> None:
@@ -264,6 +269,9 @@ class Rebuilt:
     #: ``unique_key`` values of the documents it wrote over stored ones or deleted; None when it wrote the
     #: collection whole (a first build, or a server-side ``$merge`` of a large collection).
     changed_keys: list[dict[str, Any]] | None
+    #: The newest ``event_time`` of the rebuilt collection, when the documents went through the client
+    #: (None after a server-side ``$merge``, or without ``event_time``).
+    newest_event_time: Any = None
 
 
 def rebuild(
@@ -286,9 +294,10 @@ def rebuild(
     point = f"{model.name}:full"
     failpoint(f"{point}:start")
     changed: list[dict[str, Any]] | None = None
+    newest = None
     try:
         if size == 0 or compare:
-            rows, written = _write(db, source, pipeline, model, existing)
+            rows, written, newest = _write(db, source, pipeline, model, existing)
             changed = written if compare else None
             if size == 0:
                 ensure_indexes(db, model)
@@ -321,4 +330,4 @@ def rebuild(
     if stale:
         raise TransformError(f"{model.path}: model '{model.name}': {stale} documents of an earlier run remain after "
                              "the rebuild; not recorded as built. Rerun elt transform")  # fmt: skip
-    return Rebuilt(rows, changed)
+    return Rebuilt(rows, changed, newest)

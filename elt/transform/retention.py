@@ -13,20 +13,24 @@ from typing import Any
 from pymongo.database import Database
 
 from elt.models.project import ModelNode, ModelProject
+from elt.transform.context import RunContext
 from elt.transform.intervals import newest_value
 
 #: ``elt_state`` field of a model with ``retain``: the newest ``event_time`` of its main input seen so far.
 RETAIN_NEWEST = "retain_newest"
 
 
-def input_newest(db: Database, mp: ModelProject, model: ModelNode, state: dict[str, Any] | None = None,
-                 changes: Any = None) -> datetime | None:  # fmt: skip
+def input_newest(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext,
+                 state: dict[str, Any] | None = None, changes: Any = None) -> datetime | None:  # fmt: skip
     """The newest ``event_time`` of a model's main input: the one its state recorded, moved on by this run's
-    changed input documents; a scan of the input only when none is recorded (a full build), because SecantusDB
-    sorts without its indexes (a newest-first ``find_one`` reads the whole collection)."""
+    changed input documents. Without one (a full build): the newest this invocation wrote when it rebuilt the
+    input, else a scan of the input, because SecantusDB sorts without its indexes (a newest-first
+    ``find_one`` reads the whole collection)."""
     known = (state or {}).get(RETAIN_NEWEST)
     if known is None:
-        return newest_value(db, mp.collection_of(model.from_id), model.spec.event_time or "")
+        collection, field = mp.collection_of(model.from_id), model.spec.event_time or ""
+        rebuilt = ctx.newest_event_times.get((collection, field))
+        return rebuilt if rebuilt is not None else newest_value(db, collection, field)
     lasts = [g["last"] for g in (changes.groups if changes else []) if g.get("last") is not None]
     return max([known, *lasts])
 

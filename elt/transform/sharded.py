@@ -41,6 +41,7 @@ from elt.transform.intervals import (
     PENDING_FULL_BUILD,
     STATE_COLLECTION,
     grouped_changes,
+    newer_than,
     read_state,
     stored_watermarks,
     time_range_batches,
@@ -86,7 +87,7 @@ def _changed_groups(db: Database, source: str, change_field: str, event_time: st
     groups: list[dict[str, Any]] = []
     for sid, mark in after.items():
         match = (
-            {STATION_FIELD: sid, change_field: {"$gt": mark}} if mark is not None else {STATION_FIELD: sid}
+            {STATION_FIELD: sid, change_field: newer_than(mark)} if mark is not None else {STATION_FIELD: sid}
         )
         groups += grouped_changes(db, source, match, change_field, [STATION_FIELD], event_time)
     return groups

@@ -12,6 +12,7 @@ from pymongo.database import Database
 
 from elt.config import load_project
 from elt.publish import publish_marts
+from elt.transform.intervals import read_state
 from elt.transform.task import run_transform
 from tests.e2e.postgres import dataset_sql, query
 from tests.reference_daily import raw_document, utc
@@ -232,3 +233,6 @@ def test_the_chart_mart_keeps_its_retained_span_hour_by_hour_as_a_full_refresh(
     assert (
         sorted(repr(sorted(d.items())) for d in mongo_db.forecast_vs_observed.find({}, hidden)) == incremental
     )
+    # the full refresh rebuilt staging first: its span ends at the newest hour staging got, read on the way
+    newest_staged = mongo_db.stg_airqino_hourly.find_one(sort=[("ts", -1)])["ts"]
+    assert read_state(mongo_db, "model.forecast_vs_observed")["retain_newest"] == newest_staged == at(47)
