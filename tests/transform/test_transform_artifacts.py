@@ -71,7 +71,7 @@ def test_transform_cli_writes_dbt_shaped_artifacts(landed: Path, mongo_db: Datab
         "station_id",
         "day",
     ]
-    assert daily["compiled_pipeline"][0] == {"$sort": {"station_id": 1, "ts": 1}}
+    assert daily["compiled_pipeline"][0]["$group"]["_id"] == {"station_id": "$station_id", "day": "$day"}
     assert daily["columns"]["pm25_mean"]["data_type"] == "number"
     unique = manifest["nodes"]["test.unique_daily_sensor_averages_station_id_day"]
     assert unique["test_metadata"] == {"name": "unique", "kwargs": {"columns": ["station_id", "day"]}}
