@@ -3,10 +3,11 @@
 No ``renameCollection`` (the embedded SecantusDB moves documents one by one in a rename, so a crash there
 duplicated keys). Instead, in this order:
 
-1. the model's collection gets its unique index on ``unique_key`` (a view of that name is dropped first);
+1. a collection with documents gets its unique index on ``unique_key`` (a view of that name is dropped first);
 2. the pipeline's result, every document stamped with this run's ``_run_id``, is written on ``unique_key``,
-   streamed through the client in bulk requests: into an empty collection (a first build) as inserts, the
-   other indexes built afterwards; into a collection of up to ``COMPARE_LIMIT`` documents as replace-or-insert
+   streamed through the client in bulk requests: into an empty collection (a first build) as inserts, every
+   index built afterwards (SecantusDB inserts ~4x faster without the unique index, and the client writes
+   each key once); into a collection of up to ``COMPARE_LIMIT`` documents as replace-or-insert
    by key, except documents whose content (all but ``_id``, ``_updated_at``, ``_run_id``) equals the stored
    one, which are left untouched. A bigger collection gets the result by a server-side ``$merge`` (an existing
    key gets this run's document, its ``_id`` kept). On SecantusDB a ``$merge`` costs ~0.7 ms per document
@@ -17,8 +18,9 @@ duplicated keys). Instead, in this order:
    ``$merge``), and a count checks that none is left.
 
 A crash at any instant leaves each key with either its old or its new document (never two: the unique index
-exists before the first write), and the model's state unrecorded (the caller records it after this returns),
-so the next run rebuilds it and deletes what the crash left.
+exists before the first write over stored documents, and a first build writes each key once), and the
+model's state unrecorded (the caller records it after this returns), so the next run rebuilds it (its unique
+index first) and deletes what the crash left.
 ``elt.failpoint`` names the points between the steps (``<model>:full:start|merged|verified|deleted``).
 """
 
@@ -49,11 +51,8 @@ WRITE_BATCH = 1000
 _RAW = CodecOptions(document_class=RawBSONDocument)
 
 
-def ensure_indexes(
-    db: Database, model: ModelNode, collection: str | None = None, unique_only: bool = False
-) -> None:
-    """Indexes of a model's output: unique key, partition/event_time, declared ones and ``_updated_at``
-    (only the unique one with ``unique_only``).
+def ensure_indexes(db: Database, model: ModelNode, collection: str | None = None) -> None:
+    """Indexes of a model's output: unique key, partition/event_time, declared ones and ``_updated_at``.
 
     A key pattern is created once (MongoDB refuses a second index on the same keys with other options).
     """
@@ -63,8 +62,6 @@ def ensure_indexes(
     if spec.unique_key:
         coll.create_index([(k, ASCENDING) for k in spec.unique_key], unique=True, name="unique_key")
         created.add(tuple(spec.unique_key))
-    if unique_only:
-        return
     wanted = [list(index) for index in spec.indexes]
     if spec.partition_by:
         wanted.append(spec.partition_by + ([spec.event_time] if spec.event_time else []))
@@ -127,9 +124,8 @@ def _server_error(model: ModelNode, exc: OperationFailure) -> TransformError:
     return TransformError(f"{model.path}: model '{model.name}' failed on the server: {detail}")
 
 
-def prepare_target(db: Database, model: ModelNode, unique_only: bool = False) -> None:
-    """The model's collection with its indexes (``unique_only``: the unique one), ready for writes; a view of
-    that name is dropped first.
+def prepare_target(db: Database, model: ModelNode, indexes: bool = True) -> None:
+    """The model's collection ready for writes: a view of that name dropped, and (``indexes``) its indexes.
 
     A collection whose keys are already duplicated (left by an older, non-atomic swap) cannot get its unique
     index: it is emptied and rebuilt, with a warning.
@@ -137,15 +133,17 @@ def prepare_target(db: Database, model: ModelNode, unique_only: bool = False) ->
     info = next(db.list_collections(filter={"name": model.collection}), None)
     if info and info.get("type") == "view":
         db.drop_collection(model.collection)
+    if not indexes:
+        return
     try:
-        ensure_indexes(db, model, unique_only=unique_only)
+        ensure_indexes(db, model)
     except OperationFailure as exc:
         if exc.code not in (11000, 11001, 12582) and "duplicate" not in str(exc).lower():
             raise
         log.warning("%s: duplicate unique_key values in the existing collection (an earlier crash?): "
                     "rebuilding it from empty", model.name)  # fmt: skip
         db[model.collection].delete_many({})
-        ensure_indexes(db, model, unique_only=unique_only)
+        ensure_indexes(db, model)
 
 
 def _hashable(value: Any) -> Any:
@@ -260,6 +258,17 @@ def _merge(db: Database, source: str, pipeline: list[dict[str, Any]], model: Mod
         raise _server_error(model, exc) from None
 
 
+def _index_first_build(db: Database, model: ModelNode) -> None:
+    """Every index of a first build, after its inserts. The client wrote each key once: a key the server still
+    finds twice (values Python tells apart and BSON does not, such as two NaN) fails the model."""
+    try:
+        ensure_indexes(db, model)
+    except OperationFailure as exc:
+        raise TransformError(f"{model.path}: model '{model.name}': unique_key {list(model.spec.unique_key or [])} "
+                             f"is not unique ({exc.details.get('errmsg', exc) if exc.details else exc}); not "
+                             "recorded as built. Fix the pipeline's grouping or the key") from None  # fmt: skip
+
+
 @dataclass
 class Rebuilt:
     """What a rebuild did."""
@@ -288,7 +297,7 @@ def rebuild(
     existed = info is not None
     view = existed and info.get("type") == "view"  # type: ignore[union-attr]
     size = 0 if not existed or view else db[model.collection].estimated_document_count()
-    prepare_target(db, model, unique_only=size == 0)
+    prepare_target(db, model, indexes=size > 0)  # a first build's inserts: no index yet
     compare = 0 < size <= COMPARE_LIMIT and bool(model.spec.unique_key)
     existing = _existing(db, model) if compare else None
     point = f"{model.name}:full"
@@ -300,7 +309,7 @@ def rebuild(
             rows, written, newest = _write(db, source, pipeline, model, existing)
             changed = written if compare else None
             if size == 0:
-                ensure_indexes(db, model)
+                _index_first_build(db, model)
         else:
             _merge(db, source, pipeline, model, run_id)
     except TransformError:

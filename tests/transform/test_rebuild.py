@@ -42,7 +42,8 @@ def test_first_build_then_a_rebuild_touches_only_what_changed(mongo_db: Database
     first = _docs(mongo_db)
     assert {n: d["square"] for n, d in first.items()} == {n: n * n for n in range(5)}
     assert {d["_run_id"] for d in first.values()} == {"r1"}
-    assert {tuple(i["key"]) for i in mongo_db.squares.list_indexes()} >= {("n",), ("_updated_at",)}
+    indexes = {tuple(i["key"]): i for i in mongo_db.squares.list_indexes()}
+    assert set(indexes) >= {("n",), ("_updated_at",)} and indexes[("n",)]["unique"]  # built after the inserts
 
     mongo_db.numbers.delete_one({"n": 4})
     mongo_db.numbers.update_one({"n": 3}, {"$set": {"n": 7}})
@@ -68,3 +69,12 @@ def test_a_duplicate_key_in_the_result_fails_the_rebuild(mongo_db: Database) -> 
     mongo_db.numbers.insert_one({"n": 2})
     with pytest.raises(TransformError, match="is not unique"):
         rebuild(mongo_db, "numbers", _pipeline("r3"), _model(), "r3", T0)
+
+
+def test_keys_only_the_server_finds_equal_fail_a_first_build_and_leave_nothing(mongo_db: Database) -> None:
+    """A first build inserts before its unique index exists: two NaN keys (distinct in Python, equal in BSON)
+    pass the client's check, and the index then refuses them."""
+    mongo_db.numbers.insert_many([{"n": float("nan")}, {"n": float("nan")}, {"n": 2}])
+    with pytest.raises(TransformError, match="unique_key \\['n'\\] is not unique"):
+        rebuild(mongo_db, "numbers", _pipeline("r1"), _model(), "r1", T0)
+    assert "squares" not in mongo_db.list_collection_names()
