@@ -136,7 +136,7 @@ def build_full(db: Database, mp: ModelProject, model: ModelNode, ctx: RunContext
     ctx.fully_built.add(model.unique_id)
     assert ctx.changes is not None
     changed, rows = rebuilt.changed_keys, rebuilt.rows
-    if isinstance(rebuilt.newest_event_time, datetime) and model.spec.event_time:  # a child's retain reads it
+    if rebuilt.newest_event_time is not None and model.spec.event_time:  # a child's retain reads it
         ctx.newest_event_times[(model.collection, model.spec.event_time)] = as_utc(rebuilt.newest_event_time)
     if rows and (changed is None or changed):  # it wrote (or, deleting, stamped one of) its documents
         ctx.stamped.add(model.collection)

@@ -200,14 +200,14 @@ def _write(
     pipeline: list[dict[str, Any]],
     model: ModelNode,
     existing: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] | None,
-) -> tuple[int, list[dict[str, Any]], Any]:
+) -> tuple[int, list[dict[str, Any]], datetime | None]:
     """Stream the pipeline's result into the model's collection: inserts into an empty one (``existing`` None);
     else replace-or-insert by key, skipping documents whose content equals the stored one, and the keys left
     in ``existing`` are those to delete. The number of documents in the result, the keys of those written
     over stored ones (new or changed; none in an empty collection), and the result's newest ``event_time``."""
     keys = list(model.spec.unique_key or [])
     event_time = model.spec.event_time
-    newest = None
+    newest: datetime | None = None
     target = db.get_collection(model.collection, codec_options=_RAW)
     seen: set[tuple[Any, ...]] = set()
     duplicates: list[tuple[str, ...]] = []
@@ -226,7 +226,7 @@ def _write(
                 seen.add(key)
                 count += 1
                 when = doc.get(event_time) if event_time else None
-                if when is not None and (newest is None or when > newest):
+                if isinstance(when, datetime) and (newest is None or when > newest):
                     newest = when
                 if existing is None or not keys:
                     ops.append(InsertOne(doc))
@@ -278,9 +278,9 @@ class Rebuilt:
     #: ``unique_key`` values of the documents it wrote over stored ones or deleted; None when it wrote the
     #: collection whole (a first build, or a server-side ``$merge`` of a large collection).
     changed_keys: list[dict[str, Any]] | None
-    #: The newest ``event_time`` of the rebuilt collection, when the documents went through the client
-    #: (None after a server-side ``$merge``, or without ``event_time``).
-    newest_event_time: Any = None
+    #: The newest ``event_time`` (a date) of the rebuilt collection, when the documents went through the
+    #: client (None after a server-side ``$merge``, or without ``event_time``).
+    newest_event_time: datetime | None = None
 
 
 def rebuild(
@@ -303,7 +303,7 @@ def rebuild(
     point = f"{model.name}:full"
     failpoint(f"{point}:start")
     changed: list[dict[str, Any]] | None = None
-    newest = None
+    newest: datetime | None = None
     try:
         if size == 0 or compare:
             rows, written, newest = _write(db, source, pipeline, model, existing)
