@@ -124,6 +124,10 @@ def _server_error(model: ModelNode, exc: OperationFailure) -> TransformError:
     return TransformError(f"{model.path}: model '{model.name}' failed on the server: {detail}")
 
 
+#: Server error codes of a duplicate key (a write, or a unique index built over duplicated keys).
+DUPLICATE_KEY_CODES = (11000, 11001, 12582)
+
+
 def prepare_target(db: Database, model: ModelNode, indexes: bool = True) -> None:
     """The model's collection ready for writes: a view of that name dropped, and (``indexes``) its indexes.
 
@@ -138,7 +142,7 @@ def prepare_target(db: Database, model: ModelNode, indexes: bool = True) -> None
     try:
         ensure_indexes(db, model)
     except OperationFailure as exc:
-        if exc.code not in (11000, 11001, 12582) and "duplicate" not in str(exc).lower():
+        if exc.code not in DUPLICATE_KEY_CODES and "duplicate" not in str(exc).lower():
             raise
         log.warning("%s: duplicate unique_key values in the existing collection (an earlier crash?): "
                     "rebuilding it from empty", model.name)  # fmt: skip
@@ -264,6 +268,8 @@ def _index_first_build(db: Database, model: ModelNode) -> None:
     try:
         ensure_indexes(db, model)
     except OperationFailure as exc:
+        if exc.code not in DUPLICATE_KEY_CODES and "duplicate" not in str(exc).lower():
+            raise _server_error(model, exc) from None
         raise TransformError(f"{model.path}: model '{model.name}': unique_key {list(model.spec.unique_key or [])} "
                              f"is not unique ({exc.details.get('errmsg', exc) if exc.details else exc}); not "
                              "recorded as built. Fix the pipeline's grouping or the key") from None  # fmt: skip
